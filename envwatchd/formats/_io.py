@@ -1,0 +1,63 @@
+"""Tolerant small-file reading shared by the parsers.
+
+Every read is bounded: a 50 MB METADATA or a FIFO where a file should be must
+not stall the scan. FIFOs, sockets and devices are refused by an lstat-free
+O_NONBLOCK open plus fstat check.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+__all__ = ["MAX_SMALL", "first_line", "header", "read_text", "top_level"]
+
+MAX_SMALL = 1 << 20
+
+
+def read_text(path: str, limit: int = MAX_SMALL) -> str:
+    """Read at most `limit` bytes of a regular file as text (invalid UTF-8 replaced).
+
+    Raises OSError for missing, unreadable or non-regular files.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"not a regular file: {path}")
+        data = os.read(fd, limit)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", errors="replace")
+
+
+def first_line(text: str) -> str | None:
+    """The first non-empty stripped line, as pip reads INSTALLER."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped:
+            return stripped
+    return None
+
+
+def header(text: str, field: str) -> str | None:
+    """One RFC 822 header of METADATA/PKG-INFO, stopping at the body."""
+    prefix = field.lower() + ":"
+    for line in text.splitlines():
+        if not line.strip():
+            return None
+        if line.lower().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
+
+
+def top_level(path: str, names: set[str], project: str) -> tuple[str, ...]:
+    """Import names: top_level.txt when the installer kept it, else the project name."""
+    if "top_level.txt" in names:
+        try:
+            text = read_text(os.path.join(path, "top_level.txt"), 64 * 1024)
+        except OSError:
+            text = ""
+        tops = {ln.strip().split("/")[0] for ln in text.splitlines() if ln.strip()}
+        if tops:
+            return tuple(sorted(tops))
+    return (project.replace("-", "_").replace(".", "_").lower(),)

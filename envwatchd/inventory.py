@@ -1,0 +1,202 @@
+"""One full scan: discovery, package databases, every site dir, interpreter view.
+
+`Scanner` keeps the per-site snapshots so the daemon can re-read one dirty
+site dir and reassemble the inventory without touching the others.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import structlog
+
+from envwatchd.discovery import Machine, discover
+from envwatchd.formats.conda_meta import CondaRecord, parse_record
+from envwatchd.formats.dpkg import read_dpkg
+from envwatchd.formats.rpm import read_rpm
+from envwatchd.interpreters import expand
+from envwatchd.model import (
+    CacheEntry,
+    Claim,
+    Copy,
+    Env,
+    EnvKind,
+    Inventory,
+    Manager,
+    Problem,
+    canonicalize,
+)
+from envwatchd.precedence import with_imported_by
+from envwatchd.snapshot import Owners, SiteSnapshot, scan_site
+
+__all__ = ["Scanner"]
+
+log = structlog.get_logger()
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class Scanner:
+    machine: Machine
+    envs: list[Env] = field(default_factory=list)
+    snapshots: dict[str, SiteSnapshot] = field(default_factory=dict)
+    owners: Owners = field(default_factory=Owners)
+    conda_records: dict[str, list[CondaRecord]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    cache_entries: list[CacheEntry] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def full_scan(self, progress: Progress | None = None) -> Inventory:
+        start = time.perf_counter()
+        envs, problems = discover(self.machine)
+        self.envs, self.problems = envs, problems
+        self.reload_databases()
+        self.snapshots = {}
+        for i, env in enumerate(envs):
+            if progress:
+                progress(i, len(envs))
+            self._scan_env(env)
+        inv = self.assemble()
+        self.duration_ms = (time.perf_counter() - start) * 1000
+        log.info(
+            "scan.completed",
+            envs=len(envs),
+            sites=len(self.snapshots),
+            copies=len(inv.copies),
+            problems=len(inv.problems),
+            duration_ms=round(self.duration_ms, 1),
+        )
+        return inv
+
+    def reload_databases(self) -> None:
+        """Re-read dpkg, rpm and every conda-meta dir into a fresh ownership index."""
+        owners = Owners(self.machine.root)
+        for reader, manager in ((read_dpkg, Manager.APT), (read_rpm, Manager.RPM)):
+            db, problems = reader(self.machine.root or "/")
+            self.problems.extend(problems)
+            if db is not None:
+                owners.add_db(db, manager)
+        self.conda_records = {}
+        for env in self.envs:
+            if env.conda_meta:
+                records = self._read_conda_meta(env.conda_meta)
+                self.conda_records[env.prefix] = records
+                owners.add_conda(env.prefix, records)
+        self.owners = owners
+
+    def _read_conda_meta(self, meta: str) -> list[CondaRecord]:
+        out: list[CondaRecord] = []
+        try:
+            names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))
+        except OSError as exc:
+            self.problems.append(Problem(meta, f"cannot list conda-meta: {exc.strerror or exc}"))
+            return out
+        for name in names:
+            record, problems = parse_record(os.path.join(meta, name))
+            self.problems.extend(problems)
+            if record is not None:
+                out.append(record)
+        return out
+
+    def _scan_env(self, env: Env) -> None:
+        if env.kind is EnvKind.CONDA_PKGS:
+            self._scan_pkgs(env)
+            return
+        for site in env.site_dirs:
+            self.snapshots[site] = scan_site(site, env, self.owners)
+
+    def rescan_sites(self, sites: Iterable[str]) -> None:
+        """Re-read the given site dirs (known ones only) in place."""
+        by_site = {s: e for e in self.envs for s in e.site_dirs}
+        for site in sites:
+            env = by_site.get(site)
+            if env is not None:
+                self.snapshots[site] = scan_site(site, env, self.owners)
+
+    def rescan_env(self, env: Env) -> None:
+        for site in [s for s, snap in self.snapshots.items() if snap.env.prefix == env.prefix]:
+            del self.snapshots[site]
+        self._scan_env(env)
+
+    def _scan_pkgs(self, env: Env) -> None:
+        """A conda pkgs cache: each extracted package may hold a site dir of its own."""
+        used: dict[str, list[str]] = {}
+        for prefix, records in self.conda_records.items():
+            for rec in records:
+                used.setdefault(rec.stem, []).append(prefix)
+        entries: list[CacheEntry] = [
+            e for e in self.cache_entries if not e.path.startswith(env.prefix + os.sep)
+        ]
+        for entry in _pkg_dirs(env.prefix):
+            stem = os.path.basename(entry)
+            parts = stem.rsplit("-", 2)
+            if len(parts) != 3:
+                continue
+            users = tuple(used.get(stem, ()))
+            size = 0 if users else _du(entry)
+            entries.append(
+                CacheEntry(entry, canonicalize(parts[0]), parts[1], parts[2], size, users)
+            )
+            for site in _pkg_sites(entry):
+                self.snapshots[site] = scan_site(site, env, self.owners)
+        self.cache_entries = entries
+
+    def assemble(self) -> Inventory:
+        copies: list[Copy] = []
+        claims: list[Claim] = []
+        problems = list(self.problems)
+        pth_by_site = {}
+        for site, snap in self.snapshots.items():
+            copies.extend(snap.copies)
+            claims.extend(snap.claims)
+            problems.extend(snap.problems)
+            pth_by_site[site] = snap.pth
+        extra = tuple(os.path.abspath(r) for r in self.machine.settings.extra_roots)
+        envs = tuple(_with_interpreters(env, pth_by_site, extra) for env in self.envs)
+        inv = Inventory(
+            envs, tuple(copies), tuple(claims), tuple(self.cache_entries), tuple(problems), extra
+        )
+        return with_imported_by(inv)
+
+
+def _with_interpreters(env: Env, pth_by_site: dict[str, tuple], extra: tuple[str, ...]) -> Env:  # type: ignore[type-arg]
+    if not env.interpreters:
+        return env
+    from dataclasses import replace
+
+    return replace(env, interpreters=tuple(expand(i, pth_by_site, extra) for i in env.interpreters))
+
+
+def _pkg_dirs(cache: str) -> list[str]:
+    try:
+        with os.scandir(cache) as it:
+            return sorted(
+                e.path
+                for e in it
+                if e.is_dir(follow_symlinks=False) and os.path.isdir(os.path.join(e.path, "info"))
+            )
+    except OSError:
+        return []
+
+
+def _pkg_sites(entry: str) -> list[str]:
+    sites = glob.glob(os.path.join(glob.escape(entry), "lib", "python*", "site-packages"))
+    noarch = os.path.join(entry, "site-packages")
+    if os.path.isdir(noarch):
+        sites.append(noarch)
+    return sorted(sites)
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue
+    return total
