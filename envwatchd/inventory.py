@@ -10,13 +10,14 @@ import glob
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from envwatchd.discovery import Machine, discover
 from envwatchd.formats.conda_meta import CondaRecord, parse_record
 from envwatchd.formats.dpkg import read_dpkg
+from envwatchd.formats.pth import PthFile
 from envwatchd.formats.rpm import read_rpm
 from envwatchd.interpreters import expand
 from envwatchd.model import (
@@ -109,6 +110,63 @@ class Scanner:
         for site in env.site_dirs:
             self.snapshots[site] = scan_site(site, env, self.owners)
 
+    def reload_conda(self, prefix: str) -> None:
+        """Re-read one env's conda-meta and rebuild the conda part of the index."""
+        env = next((e for e in self.envs if e.prefix == prefix and e.conda_meta), None)
+        if env is None or env.conda_meta is None:
+            return
+        self.conda_records[prefix] = self._read_conda_meta(env.conda_meta)
+        owners = Owners(self.machine.root)
+        owners.by_entry = {
+            k: v for k, v in self.owners.by_entry.items() if v[0] is not Manager.CONDA
+        }
+        owners.by_site = {
+            site: [c for c in claims if c[0] is not Manager.CONDA]
+            for site, claims in self.owners.by_site.items()
+        }
+        for pfx, records in self.conda_records.items():
+            owners.add_conda(pfx, records)
+        self.owners = owners
+
+    def rediscover(self, walk: bool) -> set[str]:
+        """Re-run discovery; scan new envs, drop vanished ones. Returns affected sites.
+
+        Without `walk`, envs found by the search-dir walk are kept while their
+        marker file still exists: only start-up and `rescan` walk the home.
+        """
+        old = {e.prefix: e for e in self.envs}
+        machine = self.machine
+        if not walk:
+            machine = replace(
+                machine, settings=machine.settings.model_copy(update={"search_dirs": []})
+            )
+        envs, problems = discover(machine)
+        self.problems = problems
+        found = {e.prefix for e in envs}
+        for prefix, env in old.items():
+            if prefix not in found and not walk and _still_env(env):
+                envs.append(env)
+        new = {e.prefix: e for e in envs}
+        affected: set[str] = set()
+        for prefix in old.keys() | new.keys():
+            before, after = old.get(prefix), new.get(prefix)
+            if before != after:
+                affected |= set(before.site_dirs if before else ()) | set(
+                    after.site_dirs if after else ()
+                )
+        self.envs = envs
+        if affected or old.keys() != new.keys():
+            self.reload_databases()
+        for site in list(self.snapshots):
+            if site in affected:
+                del self.snapshots[site]
+        for env in envs:
+            if env.kind is EnvKind.CONDA_PKGS and (env.prefix not in old or walk):
+                self._scan_pkgs(env)
+            elif any(s in affected for s in env.site_dirs):
+                self._scan_env(env)
+        return affected
+
     def rescan_sites(self, sites: Iterable[str]) -> None:
         """Re-read the given site dirs (known ones only) in place."""
         by_site = {s: e for e in self.envs for s in e.site_dirs}
@@ -122,12 +180,22 @@ class Scanner:
             del self.snapshots[site]
         self._scan_env(env)
 
+    def scan_pkgs(self, prefix: str) -> set[str]:
+        """Re-read one pkgs cache; returns the site dirs it held before and after."""
+        before = {s for s in self.snapshots if s.startswith(prefix + os.sep)}
+        for env in self.envs:
+            if env.kind is EnvKind.CONDA_PKGS and env.prefix == prefix:
+                self._scan_pkgs(env)
+        return before | {s for s in self.snapshots if s.startswith(prefix + os.sep)}
+
     def _scan_pkgs(self, env: Env) -> None:
         """A conda pkgs cache: each extracted package may hold a site dir of its own."""
         used: dict[str, list[str]] = {}
         for prefix, records in self.conda_records.items():
             for rec in records:
                 used.setdefault(rec.stem, []).append(prefix)
+        for site in [s for s in self.snapshots if s.startswith(env.prefix + os.sep)]:
+            del self.snapshots[site]
         entries: list[CacheEntry] = [
             e for e in self.cache_entries if not e.path.startswith(env.prefix + os.sep)
         ]
@@ -149,7 +217,7 @@ class Scanner:
         copies: list[Copy] = []
         claims: list[Claim] = []
         problems = list(self.problems)
-        pth_by_site = {}
+        pth_by_site: dict[str, tuple[PthFile, ...]] = {}
         for site, snap in self.snapshots.items():
             copies.extend(snap.copies)
             claims.extend(snap.claims)
@@ -163,12 +231,17 @@ class Scanner:
         return with_imported_by(inv)
 
 
-def _with_interpreters(env: Env, pth_by_site: dict[str, tuple], extra: tuple[str, ...]) -> Env:  # type: ignore[type-arg]
+def _with_interpreters(
+    env: Env, pth_by_site: dict[str, tuple[PthFile, ...]], extra: tuple[str, ...]
+) -> Env:
     if not env.interpreters:
         return env
-    from dataclasses import replace
-
     return replace(env, interpreters=tuple(expand(i, pth_by_site, extra) for i in env.interpreters))
+
+
+def _still_env(env: Env) -> bool:
+    marker = "conda-meta" if env.kind is EnvKind.CONDA else "pyvenv.cfg"
+    return os.path.exists(os.path.join(env.prefix, marker))
 
 
 def _pkg_dirs(cache: str) -> list[str]:

@@ -33,6 +33,7 @@ __all__ = [
     "Problem",
     "Severity",
     "canonicalize",
+    "owner_label",
 ]
 
 NormalizedName = NewType("NormalizedName", str)
@@ -47,6 +48,12 @@ def canonicalize(name: str) -> NormalizedName:
     on the scan path (it pulls in sysconfig and tags).
     """
     return NormalizedName(_NORMALIZE.sub("-", name).lower())
+
+
+def owner_label(manager: Manager, package: str) -> str:
+    """How a database claim is named: `dpkg:python3-numpy`, `conda:<record stem>`."""
+    db = {"apt": "dpkg", "rpm": "rpm", "conda": "conda"}.get(manager.value, manager.value)
+    return f"{db}:{package}"
 
 
 class EnvKind(StrEnum):

@@ -17,7 +17,7 @@ from envwatchd.formats.conda_meta import CondaRecord
 from envwatchd.formats.dpkg import DpkgDb
 from envwatchd.formats.pth import PthFile, parse_pth
 from envwatchd.inference import Claimant, infer
-from envwatchd.model import Claim, Copy, Env, Format, Manager, Problem, canonicalize
+from envwatchd.model import Claim, Copy, Env, Format, Manager, Problem, canonicalize, owner_label
 
 __all__ = ["Owners", "SiteSnapshot", "scan_site"]
 
@@ -37,7 +37,7 @@ class Owners:
             record = self._rel(pkg.list_path)
             for site, tops in pkg.entries.items():
                 self.by_site.setdefault(site, []).append(
-                    (manager, f"{_db_name(manager)}:{pkg.name}", pkg.version, pkg.list_path, tops)
+                    (manager, owner_label(manager, pkg.name), pkg.version, pkg.list_path, tops)
                 )
                 for top in tops:
                     self.by_entry.setdefault((site, top), (manager, pkg.name, pkg.version, record))
@@ -66,17 +66,11 @@ class Owners:
         if hit is None:
             return None
         manager, name, version, record = hit
-        return Claimant(manager, f"{_db_name(manager)}:{name}", version, record)
+        return Claimant(manager, owner_label(manager, name), version, record)
 
     def _rel(self, path: str) -> str:
         root = self.root.rstrip("/")
         return path[len(root) + 1 :] if root and path.startswith(root + "/") else path.lstrip("/")
-
-
-def _db_name(manager: Manager) -> str:
-    return {Manager.APT: "dpkg", Manager.RPM: "rpm", Manager.CONDA: "conda"}.get(
-        manager, manager.value
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +82,7 @@ class SiteSnapshot:
     claims: tuple[Claim, ...]
     problems: tuple[Problem, ...]
     exists: bool = True
+    busy: bool = False
 
 
 def scan_site(site: str, env: Env, owners: Owners) -> SiteSnapshot:
@@ -121,7 +116,8 @@ def scan_site(site: str, env: Env, owners: Owners) -> SiteSnapshot:
     copies += _conda_only(site, env, owners, names, copies)
     by_entry = {os.path.basename(c.path): c for c in copies}
     claims = _claims(site, env, owners, names, by_entry)
-    return SiteSnapshot(site, env, tuple(copies), tuple(pths), claims, tuple(problems))
+    busy = any(n.startswith("~") for n in names)
+    return SiteSnapshot(site, env, tuple(copies), tuple(pths), claims, tuple(problems), True, busy)
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -1,0 +1,287 @@
+"""The daemon's work, run on its single worker thread: scan, diff, commit, conflicts.
+
+The scanner and the writing store are touched only here, so there are no
+locks. Each pass returns an `Outcome` the loop publishes. A site still being
+written (pip's `~` stash present, or a fresh dist-info without RECORD) is
+deferred to the next pass rather than diffed half-done, up to max_settle:
+that is how an upgrade stays one "upgrade" event and not uninstall+install.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import structlog
+
+from envwatchd.config import Config
+from envwatchd.conflicts import RuleContext, evaluate
+from envwatchd.diff import diff_copies
+from envwatchd.discovery import Machine
+from envwatchd.formats.files import read_files
+from envwatchd.inventory import Scanner
+from envwatchd.model import (
+    Conflict,
+    ConflictKind,
+    Copy,
+    EnvKind,
+    Event,
+    Format,
+    Inventory,
+    Manager,
+    Origin,
+    Severity,
+)
+from envwatchd.provenance import apt_command, conda_command
+from envwatchd.store import Store
+from envwatchd.watcher import Role
+
+__all__ = ["Outcome", "Pending", "Worker"]
+
+log = structlog.get_logger()
+_FRESH_S = 2.0
+
+
+@dataclass(slots=True)
+class Pending:
+    """Dirty marks accumulated on the loop between two passes."""
+
+    sites: set[str] = field(default_factory=set)
+    conda: set[str] = field(default_factory=set)
+    pkgs: set[str] = field(default_factory=set)
+    dbs: bool = False
+    rediscover: bool = False
+    full: bool = False
+    walk: bool = False
+    unwatched: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: str, role: Role, pkgs_prefixes: frozenset[str]) -> None:
+        if role is Role.SITE:
+            self.sites.add(path)
+        elif role is Role.CONDA_META:
+            self.conda.add(os.path.dirname(path))
+        elif role is Role.DPKG:
+            self.dbs = True
+        elif path in pkgs_prefixes:
+            self.pkgs.add(path)
+        else:
+            self.rediscover = True
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.sites or self.conda or self.pkgs or self.dbs or self.rediscover or self.full
+        )
+
+
+@dataclass(slots=True)
+class Outcome:
+    events: list[Event] = field(default_factory=list)
+    opened: list[Conflict] = field(default_factory=list)
+    resolved: list[Conflict] = field(default_factory=list)
+    inventory: Inventory | None = None
+    deferred: set[str] = field(default_factory=set)
+
+
+class Worker:
+    def __init__(self, config: Config, machine: Machine, db_path: Path) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.scanner = Scanner(machine)
+        self.store: Store | None = None
+        self.committed: dict[str, tuple[Copy, ...]] = {}
+        self.plan: dict[str, Role] = {}
+        self.pkgs_prefixes: frozenset[str] = frozenset()
+        self.last_scan_ms = 0.0
+        self.rules = RuleContext(read_files=read_files)
+
+    @property
+    def degraded(self) -> str | None:
+        return self.store.degraded if self.store else None
+
+    def start(self, progress: Callable[[int, int], None]) -> Outcome:
+        """First inventory: a baseline on the very first start, else a reconcile."""
+        self.store = store = Store.open(self.db_path)
+        inv = self.scanner.full_scan(progress)
+        self.last_scan_ms = self.scanner.duration_ms
+        if not store.has_baseline():
+            store.commit([], [], inv.copies, baseline=True)
+            events: list[Event] = []
+            log.info("store.baseline", packages=len(inv.copies))
+        else:
+            stored = store.load_inventory()
+            diffed = diff_copies(stored, inv.copies, origin=Origin.RECONCILE)
+            events = store.commit(diffed, *_changes(stored, inv.copies))
+        self.committed = _by_site(inv.copies)
+        store.remember_claims(inv.claims)
+        opened, resolved = self._conflicts(inv, {})
+        self._replan()
+        return Outcome(events, opened, resolved, inv)
+
+    def apply(self, pending: Pending, force: bool) -> Outcome:
+        assert self.store is not None
+        start = time.perf_counter()
+        affected = self._refresh(pending)
+        deferred = set() if force else self._in_progress(affected)
+        settled = affected - deferred
+        inv = self.scanner.assemble()
+        new_by_site = _by_site(inv.copies)
+        old = [c for s in settled for c in self.committed.get(s, ())]
+        new = [c for s in settled for c in new_by_site.get(s, ())]
+        events = self._with_commands(diff_copies(old, new, origin=Origin.LIVE))
+        written = self.store.commit(events, *_changes(old, new))
+        for site in settled:
+            if site in new_by_site:
+                self.committed[site] = new_by_site[site]
+            else:
+                self.committed.pop(site, None)
+        self.store.remember_claims(c for c in inv.claims if c.site in settled)
+        opened, resolved = self._conflicts(inv, pending.unwatched)
+        self._replan()
+        if pending.full or pending.walk:
+            self.last_scan_ms = (time.perf_counter() - start) * 1000
+        log.info(
+            "settle.completed",
+            sites=len(settled),
+            deferred=len(deferred),
+            events=len(written),
+            duration_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
+        return Outcome(written, opened, resolved, inv, deferred)
+
+    def _refresh(self, p: Pending) -> set[str]:
+        sc = self.scanner
+        affected: set[str] = set()
+        if p.full or p.rediscover:
+            affected |= sc.rediscover(walk=p.walk)
+        if p.full or p.dbs:
+            sc.reload_databases()
+        for prefix in p.conda:
+            sc.reload_conda(prefix)
+        rescan = set(p.sites)
+        if p.full:
+            rescan |= {s for e in sc.envs for s in e.site_dirs}
+        if p.dbs:
+            rescan |= set(sc.owners.by_site) | {
+                s for e in sc.envs if e.kind in (EnvKind.SYSTEM, EnvKind.LOCAL) for s in e.site_dirs
+            }
+        rescan |= {s for e in sc.envs if e.prefix in p.conda for s in e.site_dirs}
+        sc.rescan_sites(rescan)
+        if any(not sc.snapshots[s].exists for s in rescan if s in sc.snapshots):
+            affected |= sc.rediscover(walk=False)
+        for prefix in p.pkgs | (self.pkgs_prefixes if p.full else frozenset()):
+            affected |= sc.scan_pkgs(prefix)
+        return affected | rescan | (set(self.committed) if p.full else set())
+
+    def _in_progress(self, sites: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        now = time.time()
+        for site in sites:
+            snap = self.scanner.snapshots.get(site)
+            if snap is None:
+                continue
+            known = {c.path for c in self.committed.get(site, ())}
+            if snap.busy or any(
+                _fresh_incomplete(c, now) for c in snap.copies if c.path not in known
+            ):
+                out.add(site)
+        return out
+
+    def _with_commands(self, events: list[Event]) -> list[Event]:
+        out = []
+        root = self.scanner.machine.root
+        for event in events:
+            command = None
+            manager = event.manager or event.previous_manager
+            if manager is Manager.CONDA:
+                command = conda_command(event.env.prefix)
+            elif manager is Manager.APT:
+                owner = self._owner_of(event)
+                command = apt_command(root, owner) if owner else None
+            out.append(replace(event, command=command) if command else event)
+        return out
+
+    def _owner_of(self, event: Event) -> str | None:
+        for copies in (self.committed.get(event.site, ()),):
+            for c in copies:
+                if c.path == event.path and c.owner:
+                    return c.owner.split(":", 1)[1]
+        hit = self.scanner.owners.claimant(event.site, os.path.basename(event.path))
+        return hit.owner.split(":", 1)[1] if hit else None
+
+    def _conflicts(
+        self, inv: Inventory, unwatched: dict[str, str]
+    ) -> tuple[list[Conflict], list[Conflict]]:
+        assert self.store is not None
+        current = evaluate(inv, self.rules) + [
+            _unwatched(p, r, self.config) for p, r in sorted(unwatched.items())
+        ]
+        return self.store.sync_conflicts(current)
+
+    def _replan(self) -> None:
+        from envwatchd.watchplan import plan
+
+        self.plan = plan(self.scanner)
+        self.pkgs_prefixes = frozenset(
+            e.prefix for e in self.scanner.envs if e.kind is EnvKind.CONDA_PKGS
+        )
+
+    def watch_plan(self) -> dict[str, Role]:
+        return self.plan
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def _fresh_incomplete(copy: Copy, now: float) -> bool:
+    """A dist-info pip/uv is still writing: no RECORD yet and created moments ago."""
+    if copy.format not in (Format.DIST_INFO, Format.EDITABLE) or copy.owner:
+        return False
+    try:
+        st = os.stat(copy.path)
+    except OSError:
+        return False
+    if now - st.st_mtime > _FRESH_S:
+        return False
+    return not os.path.exists(os.path.join(copy.path, "RECORD"))
+
+
+def _by_site(copies: Iterable[Copy]) -> dict[str, tuple[Copy, ...]]:
+    grouped: defaultdict[str, list[Copy]] = defaultdict(list)
+    for c in copies:
+        grouped[c.site].append(c)
+    return {s: tuple(cs) for s, cs in grouped.items()}
+
+
+def _changes(old: Iterable[Copy], new: Iterable[Copy]) -> tuple[list[tuple[str, str]], list[Copy]]:
+    before = {c.key: c for c in old}
+    after = {c.key: c for c in new}
+    removed = [k for k in before if k not in after]
+    upserted = [
+        c
+        for k, c in after.items()
+        if k not in before or before[k] != c or before[k].fingerprint != c.fingerprint
+    ]
+    return removed, upserted
+
+
+def _unwatched(path: str, reason: str, config: Config) -> Conflict:
+    every = int(config.watch.rescan_unwatched_s)
+    return Conflict(
+        key=f"unwatched-tree:{path}",
+        kind=ConflictKind.UNWATCHED_TREE,
+        name=path,
+        severity=Severity.WARNING,
+        copies=(),
+        message=f"{path} cannot be watched ({reason}); changes there are found by a rescan "
+        f"every {every} s instead of live.",
+        remedy=(
+            "sudo sysctl fs.inotify.max_user_watches=524288",
+            "echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-envwatchd.conf",
+        ),
+    )

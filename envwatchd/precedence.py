@@ -1,0 +1,175 @@
+"""Which copy each interpreter imports: the one ordering rule behind shadowing.
+
+Why a module of its own: a copy's ``imported_by``, the duplicate rule and the
+``where`` query must agree on the winner, so they share this implementation.
+
+The rule mirrors site.py: a copy lives at one sys.path entry (its egg, egg-link
+project dir or editable src dir when ``import_path`` is set, else its site dir);
+the earliest entry in ``Interpreter.search_path`` wins. Copies in a conda pkgs
+cache are imported by nobody. Ties at one entry (a dist-info next to a stale
+egg-info) are broken the way importlib.metadata users experience it:
+dist-info before egg-info before the rest, then the higher version, then the path,
+so the answer never depends on scan order.
+
+Cost: copies are indexed by location once, then each interpreter walks its own
+search path: O(copies + interpreters x search_path), never copies x interpreters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+from envwatchd.model import (
+    Copy,
+    EnvKind,
+    Format,
+    Interpreter,
+    Inventory,
+    NormalizedName,
+)
+
+__all__ = [
+    "Resolution",
+    "imported_by",
+    "interpreters",
+    "location",
+    "shadowing",
+    "version_key",
+    "visible",
+    "with_imported_by",
+]
+
+_FORMAT_RANK = {Format.DIST_INFO: 0, Format.EGG_INFO: 1}
+_NO_VERSION = Version("0")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What one interpreter sees of one project: every visible copy, winner first.
+
+    ``positions[i]`` is the index in ``interpreter.search_path`` of ``copies[i]``;
+    two copies at the same position share a sys.path entry (mixed metadata),
+    different positions mean one copy shadows the other.
+    """
+
+    interpreter: Interpreter
+    copies: tuple[Copy, ...]
+    positions: tuple[int, ...]
+
+    @property
+    def winner(self) -> Copy:
+        return self.copies[0]
+
+    @property
+    def shadowed(self) -> tuple[Copy, ...]:
+        return self.copies[1:]
+
+    @property
+    def shadows(self) -> bool:
+        """True when copies sit at 2+ different sys.path entries."""
+        return len(set(self.positions)) > 1
+
+
+def location(copy: Copy) -> str:
+    """The sys.path entry a copy is imported from."""
+    return copy.import_path or copy.site
+
+
+def version_key(version: str) -> tuple[int, Version]:
+    """Sort key: parseable versions by PEP 440 above unparseable ones."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, _NO_VERSION)
+
+
+def interpreters(inv: Inventory) -> tuple[Interpreter, ...]:
+    """Every interpreter once, ordered by executable (stable output order)."""
+    seen: dict[str, Interpreter] = {}
+    for env in inv.envs:
+        for interp in env.interpreters:
+            seen.setdefault(interp.executable, interp)
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def _positions(interp: Interpreter) -> dict[str, int]:
+    """First index of each entry: a repeated entry adds nothing to site.py's path."""
+    out: dict[str, int] = {}
+    for i, entry in enumerate(interp.search_path):
+        out.setdefault(entry, i)
+    return out
+
+
+def _importable(copy: Copy) -> bool:
+    return copy.env.kind is not EnvKind.CONDA_PKGS
+
+
+def _rank(copies: Iterable[Copy], pos: dict[str, int]) -> list[Copy]:
+    """Winner first; stable multi-pass sort gives position, format, -version, path."""
+    ranked = sorted(copies, key=lambda c: c.path)
+    ranked.sort(key=lambda c: version_key(c.version), reverse=True)
+    ranked.sort(key=lambda c: (pos[location(c)], _FORMAT_RANK.get(c.format, 2)))
+    return ranked
+
+
+def visible(interp: Interpreter, copies: Iterable[Copy]) -> list[Copy]:
+    """The copies ``interp`` can import, winner first."""
+    pos = _positions(interp)
+    return _rank((c for c in copies if _importable(c) and location(c) in pos), pos)
+
+
+def _by_location(inv: Inventory, names: Collection[NormalizedName] | None) -> dict[str, list[Copy]]:
+    out: dict[str, list[Copy]] = defaultdict(list)
+    for copy in inv.copies:
+        if _importable(copy) and (names is None or copy.name in names):
+            out[location(copy)].append(copy)
+    return out
+
+
+def _resolve(interp: Interpreter, by_loc: dict[str, list[Copy]]) -> list[Resolution]:
+    pos = _positions(interp)
+    found: dict[NormalizedName, list[Copy]] = defaultdict(list)
+    for entry in pos:
+        for copy in by_loc.get(entry, ()):
+            found[copy.name].append(copy)
+    out = []
+    for cs in found.values():
+        ranked = _rank(cs, pos)
+        out.append(Resolution(interp, tuple(ranked), tuple(pos[location(c)] for c in ranked)))
+    return out
+
+
+def shadowing(
+    inv: Inventory, names: Collection[NormalizedName] | None = None
+) -> dict[NormalizedName, list[Resolution]]:
+    """Per project, one Resolution per interpreter that sees it (by executable).
+
+    ``names`` limits the work to those projects (the daemon's incremental path).
+    """
+    by_loc = _by_location(inv, names)
+    out: dict[NormalizedName, list[Resolution]] = defaultdict(list)
+    for interp in interpreters(inv):
+        for res in _resolve(interp, by_loc):
+            out[res.winner.name].append(res)
+    return dict(out)
+
+
+def imported_by(inv: Inventory) -> dict[tuple[str, str], tuple[str, ...]]:
+    """copy.key -> executables that import THAT copy; shadowed copies map to ()."""
+    winners: dict[tuple[str, str], list[str]] = {c.key: [] for c in inv.copies}
+    for resolutions in shadowing(inv).values():
+        for res in resolutions:
+            winners[res.winner.key].append(res.interpreter.executable)
+    return {key: tuple(sorted(exes)) for key, exes in winners.items()}
+
+
+def with_imported_by(inv: Inventory) -> Inventory:
+    """The inventory with every copy's ``imported_by`` filled in (for JSON output)."""
+    table = imported_by(inv)
+    copies = tuple(dataclasses.replace(c, imported_by=table[c.key]) for c in inv.copies)
+    return dataclasses.replace(inv, copies=copies)
