@@ -243,7 +243,8 @@ def build_venv(home: Path, idx: int, nm: Names, st: Stats, n: int) -> None:
     if idx == 0:  # planted: mixed metadata + a pip stash + a module collision
         b.dist_info(site, "mixedpkg", "1.0")
         b.egg_info_dir(site, "mixedpkg", "0.9", module_files=False)
-        (site / "~ixedpkg-0.8.dist-info").mkdir()
+        # pip's upgrade stash: renamed, still complete, must be ignored by readers
+        b.dist_info(site, "mixedpkg", "0.8", dirname="~ixedpkg-0.8.dist-info", module_files=False)
         b.dist_info(site, "collide-a", "1.0", top_level=("collide",))
         b.dist_info(site, "collide-b", "2.0", top_level=("collide",))
         st.planted += [

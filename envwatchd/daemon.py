@@ -133,6 +133,7 @@ class Daemon:
         if self.reader is not None:
             self.reader.close()
         self.desktop.close()
+        self.sd.close()
         log.info("daemon.stopped")
 
     def _healthy(self) -> bool:

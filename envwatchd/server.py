@@ -81,8 +81,8 @@ def peer_allowed(peer_uid: int, our_uid: int) -> bool:
 def _encode(message: dict[str, Any]) -> bytes:
     """One line on the wire; a result that is not JSON becomes -32603, not a crash."""
     try:
-        return json.dumps(message).encode() + b"\n"
-    except (TypeError, ValueError):
+        return json.dumps(message, allow_nan=False).encode() + b"\n"
+    except (TypeError, ValueError):  # a set, a datetime, NaN: not JSON
         log.exception("server.unencodable_result", id=message.get("id"))
         fallback = error_response(RpcError(INTERNAL_ERROR, "internal error"), message.get("id"))
         return json.dumps(fallback).encode() + b"\n"
@@ -134,7 +134,9 @@ class RpcServer:
         self._server = await asyncio.start_unix_server(
             self._on_connect, sock=sock, limit=MAX_LINE_BYTES, backlog=_BACKLOG
         )
-        log.info("server.listening", path=str(self._path), inherited=self._inherited is not None)
+        log.info(
+            "server.listening", path=str(sock.getsockname()), inherited=sock is self._inherited
+        )
 
     async def close(self) -> None:
         """Stop accepting, end every connection within close_timeout, unlink our socket."""
@@ -232,12 +234,11 @@ class RpcServer:
 
     def _peer_ok(self, writer: asyncio.StreamWriter) -> bool:
         sock: socket.socket | None = writer.get_extra_info("socket")
-        try:
-            assert sock is not None
-            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
-            pid, uid, _gid = _CRED.unpack(raw)
-        except (OSError, AssertionError):
-            pid, uid = -1, -1  # unknown peer: fail closed
+        pid, uid = -1, -1  # unknown peer: fail closed
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
+                pid, uid, _gid = _CRED.unpack(raw)
         if peer_allowed(uid, os.getuid()):
             return True
         self.counters["refused"] += 1

@@ -17,7 +17,7 @@ from envwatchd.formats._io import read_text
 from envwatchd.layout import python_versions
 from envwatchd.model import Problem
 
-__all__ = ["VenvInfo", "read_pyvenv", "walk_for_envs"]
+__all__ = ["VenvInfo", "legacy_marker", "read_legacy_virtualenv", "read_pyvenv", "walk_for_envs"]
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 _SKIP = {"node_modules", "__pycache__", "site-packages", "dist-packages", "proc", "sys"}
@@ -41,7 +41,8 @@ def read_pyvenv(prefix: str, problems: list[Problem]) -> VenvInfo | None:
     except OSError as exc:
         if os.path.lexists(path):
             problems.append(Problem(path, f"cannot read pyvenv.cfg: {exc}"))
-        return None
+            return None
+        return read_legacy_virtualenv(prefix)
     cfg: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -56,6 +57,29 @@ def read_pyvenv(prefix: str, problems: list[Problem]) -> VenvInfo | None:
     tool = "uv" if "uv" in cfg else "virtualenv" if "virtualenv" in cfg else "venv"
     system = cfg.get("include-system-site-packages", "false").lower() == "true"
     return VenvInfo(prefix, version, home, base, system, tool)
+
+
+def legacy_marker(prefix: str) -> str | None:
+    """virtualenv < 20 wrote no pyvenv.cfg, but `lib/pythonX.Y/orig-prefix.txt`."""
+    for version in python_versions(os.path.join(prefix, "lib")):
+        marker = os.path.join(prefix, "lib", f"python{version}", "orig-prefix.txt")
+        if os.path.isfile(marker):
+            return marker
+    return None
+
+
+def read_legacy_virtualenv(prefix: str) -> VenvInfo | None:
+    marker = legacy_marker(prefix)
+    if marker is None:
+        return None
+    libdir = os.path.dirname(marker)
+    version = os.path.basename(libdir)[len("python") :]
+    try:
+        base = read_text(marker, 4096).strip()
+    except OSError:
+        base = ""
+    system = not os.path.exists(os.path.join(libdir, "no-global-site-packages.txt"))
+    return VenvInfo(prefix, version, os.path.join(base, "bin"), base, system, "virtualenv")
 
 
 def _version(cfg: dict[str, str], prefix: str) -> str | None:
@@ -88,6 +112,9 @@ def walk_for_envs(
         names = {e.name for e in entries}
         if "pyvenv.cfg" in names or "conda-meta" in names:
             yield path, "conda-meta" in names and "pyvenv.cfg" not in names
+            continue
+        if "lib" in names and "bin" in names and legacy_marker(path):
+            yield path, False
             continue
         if level >= depth:
             continue

@@ -6,10 +6,14 @@ A second, independent reader (importlib.metadata) must also read every builder's
 from __future__ import annotations
 
 import importlib.metadata as im
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +117,25 @@ def test_venv_cfg_keys_match_real_venv(tmp_path: Path) -> None:
     assert out.stdout.strip() == str(fake)
 
 
+# Key order measured here: virtualenv 21.15.11 (--no-seed) and uv 0.13.9 `uv venv`.
+MEASURED_CFG_KEYS = {
+    "virtualenv": ["home", "implementation", "python-version", "version_info", "version",
+                   "executable", "command", "virtualenv", "include-system-site-packages",
+                   "base-prefix", "base-exec-prefix", "base-executable"],
+    "uv": ["home", "implementation", "uv", "version_info", "include-system-site-packages"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("flavour", list(MEASURED_CFG_KEYS))
+def test_venv_cfg_keys_match_measured_tools(tmp_path: Path, flavour: str) -> None:
+    """pyvenv(virtualenv=/uv=) writes the keys those tools wrote on this machine."""
+    prefix = b.pyvenv(tmp_path / "v", "/opt/py/bin", "3.11.7", **{flavour: True})  # type: ignore[arg-type]
+    lines = (prefix / "pyvenv.cfg").read_text().splitlines()
+    assert [ln.split(" = ")[0] for ln in lines] == MEASURED_CFG_KEYS[flavour]
+    assert (prefix / "bin" / "python").resolve().name == "python3"
+    assert (b.site_packages(prefix)).is_dir()
+
+
 # --------------------------------------------------------------------------- dpkg
 
 
@@ -211,8 +234,10 @@ def test_easy_install_pth_classic_wrapper(tmp_path: Path) -> None:
     lines = (tmp_path / "easy-install.pth").read_text().splitlines()
     assert lines[0] == "import sys; sys.__plen = len(sys.path)"
     assert lines[1:3] == ["./Foo-1.0-py3.11.egg", "./bar-2.0-py3.11.egg"]
-    assert lines[3].startswith("import sys; new=sys.path[sys.__plen:];")
-    assert lines[3].endswith("sys.__egginsert = p+len(new)")
+    assert lines[3] == (  # setuptools < 25 PthDistributions.save, byte for byte
+        "import sys; new=sys.path[sys.__plen:]; del sys.path[sys.__plen:];"
+        " p=getattr(sys,'__egginsert',0); sys.path[p:p]=new; sys.__egginsert = p+len(new)"
+    )
 
 
 def test_egg_link_layout(tmp_path: Path) -> None:
@@ -249,7 +274,7 @@ def test_apt_history_block_format(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- second reader
 
-STYLES = {
+STYLES: dict[str, dict[str, Any]] = {
     "pip": {},
     "uv": {"installer": "uv", "uv_cache": True},
     "poetry": {"installer": "Poetry 1.8.3", "requested": False},
@@ -263,7 +288,7 @@ STYLES = {
 @pytest.mark.parametrize("style", list(STYLES))
 def test_importlib_reads_dist_info_styles(tmp_path: Path, style: str) -> None:
     """importlib.metadata reads each style's dist-info; INSTALLER bytes are the tool's."""
-    di = b.dist_info(tmp_path, "Some.Pkg", "2.0", **STYLES[style])  # type: ignore[arg-type]
+    di = b.dist_info(tmp_path, "Some.Pkg", "2.0", **STYLES[style])
     assert di.name == "some_pkg-2.0.dist-info"
     (dist,) = im.distributions(path=[str(tmp_path)])
     assert (dist.metadata["Name"], dist.version) == ("Some.Pkg", "2.0")
@@ -313,3 +338,32 @@ def test_importlib_reads_conda_and_dpkg_payloads(tmp_path: Path) -> None:
     assert _read(b.site_packages(tmp_path / "c2")) == [("six", "1.10.0")]
     deb_site = tmp_path / "root/usr/lib/python3/dist-packages"
     assert _read(deb_site) == [("PyYAML", "6.0"), ("six", "1.16.0")]
+
+
+def test_make_machine_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench/make_machine.py builds the asked number of copies; importlib reads them all."""
+    spec = importlib.util.spec_from_file_location(
+        "make_machine", Path(__file__).resolve().parents[1] / "bench" / "make_machine.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    lines: list[str] = []
+    assert mod.main([str(tmp_path / "m"), "--dists", "400", "--envs", "12"], echo=lines.append) == 0
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert (manifest["dists"], manifest["envs"]) == (400, 12)
+    legacy = {"egg", "egg-link"}
+    for env in manifest["environments"]:
+        found = list(im.distributions(path=env["site_dirs"]))
+        entries = [n for s in env["site_dirs"] for n in os.listdir(s)]
+        hidden = sum(1 for n in entries if n.rsplit(".", 1)[-1] in legacy)
+        stashed = sum(1 for n in entries if n.startswith("~"))  # pip stash: not a copy
+        assert len(found) + hidden - stashed == env["dists"], env["prefix"]
+    assert {p["kind"] for p in manifest["planted"]} >= {
+        "duplicate",
+        "mixed-metadata",
+        "orphaned-record",
+        "foreign-overwrite",
+        "file-collision",
+    }

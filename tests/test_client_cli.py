@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,44 @@ from envwatchd.model import Severity
 from tests.fake_service import FakeService, LiveServer, make_conflict, make_event
 
 ROOT = Path(__file__).resolve().parent.parent
-COPY_KEYS = {"name", "display_name", "version", "format", "path", "site", "env", "manager",
-             "evidence", "imported_by"}  # fmt: skip
-EVENT_KEYS = {"id", "time", "kind", "name", "version", "previous_version", "manager",
-              "previous_manager", "env", "site", "path", "origin", "command"}  # fmt: skip
-CONFLICT_KEYS = {"id", "kind", "name", "severity", "copies", "message", "remedy", "opened",
-                 "resolved"}  # fmt: skip
+COPY_KEYS = {
+    "name",
+    "display_name",
+    "version",
+    "format",
+    "path",
+    "site",
+    "env",
+    "manager",
+    "evidence",
+    "imported_by",
+}
+EVENT_KEYS = {
+    "id",
+    "time",
+    "kind",
+    "name",
+    "version",
+    "previous_version",
+    "manager",
+    "previous_manager",
+    "env",
+    "site",
+    "path",
+    "origin",
+    "command",
+}
+CONFLICT_KEYS = {
+    "id",
+    "kind",
+    "name",
+    "severity",
+    "copies",
+    "message",
+    "remedy",
+    "opened",
+    "resolved",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +87,13 @@ def envwatch(
     base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "ENVWATCHD_SOCKET")}
     return subprocess.run(
         [sys.executable, "-m", "envwatchd.client_cli", *args],
-        capture_output=True, text=True, timeout=30, cwd=ROOT, env=base | (env or {}), **kw,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        env=base | (env or {}),
+        **kw,
+    )
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -65,8 +103,17 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_commands_are_the_contract_list() -> None:
-    assert list(COMMANDS) == ["status", "where", "explain", "packages", "envs", "events",
-                              "conflicts", "watch", "rescan"]  # fmt: skip
+    assert list(COMMANDS) == [
+        "status",
+        "where",
+        "explain",
+        "packages",
+        "envs",
+        "events",
+        "conflicts",
+        "watch",
+        "rescan",
+    ]
 
 
 def test_status_table(live: LiveServer, sock_path: Path) -> None:
@@ -106,15 +153,20 @@ def test_where_nothing_found(
 
 
 def test_explain_sends_an_absolute_path(
-    live: LiveServer, sock_path: Path, capsys: pytest.CaptureFixture[str],
+    live: LiveServer,
+    sock_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.chdir("/usr/lib/python3")
-    code, out, _ = run(capsys, "explain", "dist-packages/numpy-1.24.2.dist-info/RECORD",
-                       "--socket", str(sock_path))  # fmt: skip
+    code, out, _ = run(
+        capsys, "explain", "dist-packages/numpy-1.24.2.dist-info/RECORD", "--socket", str(sock_path)
+    )
     assert code == 0
     assert live.service.calls[-1] == (
-        "explain", ("/usr/lib/python3/dist-packages/numpy-1.24.2.dist-info/RECORD",))
+        "explain",
+        ("/usr/lib/python3/dist-packages/numpy-1.24.2.dist-info/RECORD",),
+    )
     assert "manager       apt" in out and "INSTALLER: apt" in out
 
 
@@ -128,8 +180,17 @@ def test_explain_unknown_path(
 def test_packages_filters_and_json(
     live: LiveServer, sock_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "packages", "--manager", "pip", "--env", "/home/ada/.local",
-                       "--json", "--socket", str(sock_path))  # fmt: skip
+    code, out, _ = run(
+        capsys,
+        "packages",
+        "--manager",
+        "pip",
+        "--env",
+        "/home/ada/.local",
+        "--json",
+        "--socket",
+        str(sock_path),
+    )
     copies = json.loads(out)
     assert code == 0 and [c["version"] for c in copies] == ["2.0.1"]
     assert all(set(c) == COPY_KEYS for c in copies)
@@ -261,8 +322,13 @@ def _on_a_tty(args: list[str], env: dict[str, str]) -> str:
     """Run envwatch with stdout on a pseudo-terminal and return what it printed."""
     controller, terminal = pty.openpty()
     base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
-    proc = subprocess.Popen([sys.executable, "-m", "envwatchd.client_cli", *args],
-                            stdout=terminal, stderr=subprocess.PIPE, cwd=ROOT, env=base | env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envwatchd.client_cli", *args],
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=base | env,
+    )
     os.close(terminal)
     chunks = []
     while True:
@@ -301,65 +367,95 @@ def test_help_stays_lean() -> None:
     """--help must not import pydantic, structlog, watchdog or asyncio."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "envwatchd.client_cli", "--help"],
-        capture_output=True, text=True, timeout=30, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
     assert done.returncode == 0 and "status" in done.stdout and "watch" in done.stdout
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
     assert not imported & {"pydantic", "structlog", "watchdog", "asyncio", "envwatchd.rpc"}
     assert "stream event and conflict notifications" in envwatch("watch", "--help").stdout
 
 
-def _watch(sock_path: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "envwatchd.client_cli", "watch", *extra, "--socket", str(sock_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+class Watch:
+    """`envwatch watch` in a subprocess; a thread collects its stdout lines.
 
+    Trap: select() on a text pipe lies once readline() has buffered two lines,
+    hence the thread and queue.
+    """
 
-def _line(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "watch printed nothing in time"
-    return proc.stdout.readline()
+    def __init__(self, sock_path: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "envwatchd.client_cli",
+                "watch",
+                *extra,
+                "--socket",
+                str(sock_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def line(self, timeout: float = 10.0) -> str:
+        return self.lines.get(timeout=timeout)
+
+    def finish(self, sig: int | None = None) -> tuple[int, str]:
+        if sig is not None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(10)
+        self._reader.join(5)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code, err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_watch_json_lines_then_clean_exit_on_signal(
     live: LiveServer, sock_path: Path, sig: signal.Signals
 ) -> None:
-    proc = _watch(sock_path, "--json")
+    watch = Watch(sock_path, "--json")
     live.wait_for(lambda: len(live.service.queues) == 1, timeout=10)
     live.push("event", make_event(ident=7).to_json())
     live.push("conflict", make_conflict().to_json())
-    first, second = json.loads(_line(proc)), json.loads(_line(proc))
+    first, second = json.loads(watch.line()), json.loads(watch.line())
     assert first == {"method": "event", "params": make_event(ident=7).to_json()}
     assert second["method"] == "conflict" and set(second["params"]) == CONFLICT_KEYS
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0 and "Traceback" not in err
+    code, err = watch.finish(sig)
+    assert code == 0 and "Traceback" not in err
     live.wait_for(lambda: not live.service.queues)
 
 
 def test_watch_human_lines(live: LiveServer, sock_path: Path) -> None:
-    proc = _watch(sock_path)
+    watch = Watch(sock_path)
     live.wait_for(lambda: len(live.service.queues) == 1, timeout=10)
     live.push("event", make_event().to_json())
     live.push("conflict", make_conflict().to_json())
-    event, conflict = _line(proc).split(), _line(proc).split()
+    event, conflict = watch.line().split(), watch.line().split()
     assert event[:2] == ["event", "2024-05-01"] and "upgrade" in event and "numpy" in event
     assert conflict[0] == "conflict" and "opened" in conflict and "warning" in conflict
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=10)
-    assert proc.returncode == 0
+    assert watch.finish(signal.SIGINT)[0] == 0
 
 
 def test_watch_exits_3_when_the_daemon_goes_away(sock_path: Path) -> None:
-    live = LiveServer(sock_path).__enter__()
-    try:
-        proc = _watch(sock_path)
+    with LiveServer(sock_path) as live:
+        watch = Watch(sock_path)
         live.wait_for(lambda: len(live.service.queues) == 1, timeout=10)
-    finally:
-        live.__exit__(None, None, None)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 3 and "closed the connection" in err
+    code, err = watch.finish()
+    assert code == 3 and "closed the connection" in err
     assert "systemctl --user start envwatchd" in err and "Traceback" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -29,8 +30,18 @@ from envwatchd.server import RpcServer, ServerError, SocketInUse, peer_allowed
 from tests.fake_service import FakeService, LiveServer, exchange, make_conflict, make_event
 from tests.test_rpc import VALID_PARAMS
 
-COPY_KEYS = {"name", "display_name", "version", "format", "path", "site", "env", "manager",
-             "evidence", "imported_by"}  # fmt: skip
+COPY_KEYS = {
+    "name",
+    "display_name",
+    "version",
+    "format",
+    "path",
+    "site",
+    "env",
+    "manager",
+    "evidence",
+    "imported_by",
+}
 STATUS = b'{"jsonrpc":"2.0","method":"status","id":"probe"}\n'
 
 
@@ -142,11 +153,12 @@ def test_oversized_line_errors_then_closes_while_others_are_served(
     big = connect(sock_path)
 
     def flood() -> None:
-        try:
-            big.sendall(b'{"jsonrpc":"2.0","method":"where","params":{"name":"'
-                        + b"a" * (2 * MAX_LINE_BYTES) + b'"},"id":1}\n')  # fmt: skip
-        except OSError:
-            pass  # the server hung up mid-send: expected
+        with contextlib.suppress(OSError):  # the server hangs up mid-send: expected
+            big.sendall(
+                b'{"jsonrpc":"2.0","method":"where","params":{"name":"'
+                + b"a" * (2 * MAX_LINE_BYTES)
+                + b'"},"id":1}\n'
+            )
 
     sender = threading.Thread(target=flood)
     sender.start()
@@ -284,8 +296,11 @@ def test_full_queue_drops_the_subscriber(sock_path: Path) -> None:
         with capture_logs() as logs:
             live.loop.call_soon_threadsafe(burst)
             live.wait_for(lambda: not live.service.queues)
-        assert {"event": "server.subscriber_dropped", "reason": "queue_full",
-                "log_level": "warning"} in logs  # fmt: skip
+        assert {
+            "event": "server.subscriber_dropped",
+            "reason": "queue_full",
+            "log_level": "warning",
+        } in logs
         sub.settimeout(5)
         assert sub.recv(65536) == b""
         sub.close()
@@ -414,8 +429,16 @@ def test_foreign_uid_is_refused_root_is_served() -> None:
         with capture_logs() as logs, LiveServer(path) as live:
             os.chmod(path.parent, 0o755)  # open the door on purpose: only the check remains
             os.chmod(path, 0o666)
-            cmd = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
-                   "/usr/bin/python3", "-c", PEER_SCRIPT, str(path)]  # fmt: skip
+            cmd = [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                PEER_SCRIPT,
+                str(path),
+            ]
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
             assert run.stdout.strip() in {"EOF", "RESET"}, (run.stdout, run.stderr)
             probe(path)  # root (our own uid here) is still served
@@ -434,8 +457,9 @@ well_shaped = st.fixed_dictionaries(
     optional={
         "id": st.none() | st.integers() | st.text(max_size=10) | st.booleans(),
         "params": st.dictionaries(
-            st.sampled_from(["name", "path", "env", "manager", "since", "package", "limit",
-                             "all", "x"]),  # fmt: skip
+            st.sampled_from(
+                ["name", "path", "env", "manager", "since", "package", "limit", "all", "x"]
+            ),
             st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=12),
             max_size=3,
         ),
@@ -449,8 +473,7 @@ def test_fuzzed_lines_never_break_the_server(tmp_path: Path) -> None:
     path = tmp_path / "envwatchd" / "fuzz.sock"
     with LiveServer(path):
 
-        @settings(max_examples=300, deadline=None,
-                  suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+        @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(payload=st.binary(max_size=300) | well_shaped)
         def check(payload: bytes) -> None:
             for reply in exchange(path, payload + b"\n"):

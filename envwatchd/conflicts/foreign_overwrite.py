@@ -33,6 +33,7 @@ from envwatchd.model import (
     Manager,
     NormalizedName,
     Severity,
+    canonicalize,
 )
 
 __all__ = ["check"]
@@ -54,12 +55,31 @@ def _owned(copy: Copy, facts: Facts) -> list[Conflict]:
     reasons = []
     if copy.manager is not db_manager and copy.manager not in _NO_EVIDENCE:
         reasons.append(f"its metadata says {copy.manager.value} wrote it last")
-    if copy.owner_version and not versions_match(copy.version, copy.owner_version):
+    if (
+        copy.owner_version
+        and _versioned_alike(copy)
+        and not versions_match(copy.version, copy.owner_version)
+    ):
         reasons.append(f"the record says {copy.owner_version} but the metadata says {copy.version}")
     if not reasons:
         return []
     message = f"{copy.owner} owns {copy.path}, but " + " and ".join(reasons) + "."
     return [_conflict(copy, message, str(copy.owner), facts)]
+
+
+def _versioned_alike(copy: Copy) -> bool:
+    """Does the record's version speak for the project? conda's always does; a
+    distro package only when it is named after the project (python3-numpy), not
+    when it merely ships a module (linux-perf ships perf-0.1.egg-info at 6.1)."""
+    db, _, package = (copy.owner or "").partition(":")
+    if db == "conda":
+        return True
+    stem = canonicalize(package)
+    for prefix in ("python3-", "python-", "python2-", "pypy3-", "pypy-", "py3-"):
+        if stem.startswith(prefix):
+            stem = canonicalize(stem[len(prefix) :])
+            break
+    return stem == copy.name or stem.replace("-", "") == copy.name.replace("-", "")
 
 
 def _conflict(
