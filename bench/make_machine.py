@@ -121,7 +121,7 @@ def _pip_like(site: Path, names: list[str], nm: Names, installer: str, uv: bool 
 def build_system(root: Path, nm: Names, st: Stats, n_deb: int, n_local: int) -> None:
     """Debian system python: dpkg-owned dist-packages, sudo-pip /usr/local, planted issues."""
     _stub_python(root / "usr" / "bin", PY)
-    b._put(
+    b.write_file(
         root / "usr/lib/python3.11/EXTERNALLY-MANAGED",
         "[externally-managed]\nError=To install Python packages system-wide, try apt install\n",
     )
@@ -323,8 +323,8 @@ def build_pipx(home: Path, idx: int, nm: Names, st: Stats, n: int) -> None:
         "pipx_metadata_version": "0.5",
         "python_version": f"Python {PYFULL}",
     }
-    b._put(prefix / "pipx_metadata.json", json.dumps(meta, indent=4, sort_keys=True) + "\n")
-    b._put(prefix / "bin" / app, f"#!{prefix}/bin/python\n", mode=0o755)
+    b.write_file(prefix / "pipx_metadata.json", json.dumps(meta, indent=4, sort_keys=True) + "\n")
+    b.write_file(prefix / "bin" / app, f"#!{prefix}/bin/python\n", mode=0o755)
     bindir = home / ".local/bin"
     bindir.mkdir(parents=True, exist_ok=True)
     (bindir / app).symlink_to(prefix / "bin" / app)
@@ -332,7 +332,7 @@ def build_pipx(home: Path, idx: int, nm: Names, st: Stats, n: int) -> None:
 
 
 def _stub_python(bindir: Path, short: str) -> None:
-    b._put(bindir / f"python{short}", "#!/bin/sh\nexit 1\n", mode=0o755)
+    b.write_file(bindir / f"python{short}", "#!/bin/sh\nexit 1\n", mode=0o755)
     os.symlink(f"python{short}", bindir / "python3")
 
 

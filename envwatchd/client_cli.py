@@ -293,10 +293,11 @@ def _notification_cells(method: str, params: dict[str, Any]) -> list[Cell]:
         return ["event", *_event_cells(params)]
     sev = str(params.get("severity", "?"))
     resolved = params.get("resolved")
+    state = params.get("state") or ("resolved" if resolved else "opened")  # daemon adds "state"
     return [
         method,
         _time(resolved or params.get("opened")),
-        "resolved" if resolved else "opened",
+        str(state),
         (sev, _SEVERITY_SGR.get(sev, "")),
         str(params.get("name", "?")),
         str(params.get("message", "")),

@@ -60,6 +60,7 @@ __all__ = [
     "pyvenv",
     "record_hash",
     "site_packages",
+    "write_file",
 ]
 
 StrPath = str | os.PathLike[str]
@@ -133,6 +134,9 @@ def _put(path: Path, data: bytes | str, mode: int | None = None) -> None:
         fh.write(raw)
     if mode is not None:
         os.chmod(path, mode)
+
+
+write_file = _put  # public name for scripts (bench/make_machine.py)
 
 
 def _metadata(name: str, version: str, mv: str = "2.1", summary: str | None = None) -> bytes:

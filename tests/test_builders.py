@@ -178,6 +178,20 @@ def test_dpkg_admin_matches_real_dpkg(tmp_path: Path, fmt: str, multi_arch: str 
         assert (fake_admin / "info" / "python3-tinydeb:amd64.list").exists()
 
 
+@needs_dpkg
+def test_real_dpkg_remove_clears_record(tmp_path: Path) -> None:
+    """dpkg_remove() drops .list/.md5sums, the stanza and the payload of the fake root."""
+    files = b.deb_python_files("tinydeb", "1.0", docs=False)
+    deb = rt.build_deb(tmp_path, "python3-tinydeb", "1.0-1", files)
+    rt.dpkg_install(tmp_path / "r", deb)
+    rt.dpkg_remove(tmp_path / "r", "python3-tinydeb")
+    admin = tmp_path / "r/var/lib/dpkg"
+    assert not (admin / "info/python3-tinydeb.list").exists()
+    assert "Package: python3-tinydeb\n" not in (admin / "status").read_text()
+    assert not (tmp_path / "r/usr/lib/python3/dist-packages/tinydeb").exists()
+    assert "remove python3-tinydeb:all 1.0-1 <none>" in (tmp_path / "r/dpkg.log").read_text()
+
+
 def test_dpkg_orphan_record_has_no_payload(tmp_path: Path) -> None:
     """payload=False leaves a dpkg record whose listed files are absent (an orphan)."""
     files = b.deb_python_files("gone", "2.0")

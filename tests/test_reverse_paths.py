@@ -35,8 +35,11 @@ def test_easy_install_into_usr_local(fake: FakeMachine, era: str) -> None:
     site = fake.root / f"usr/local/lib/python{era}/dist-packages"
     b.egg(site, "numpy", "1.13.3", pyver=era, zipped=False, platform="linux-x86_64")
     (copy,) = fake.copies(fake.scan(), "numpy")
-    assert (copy.manager, copy.env.kind, copy.format) == (Manager.EASY_INSTALL, EnvKind.LOCAL,
-                                                         Format.EGG)
+    assert (copy.manager, copy.env.kind, copy.format) == (
+        Manager.EASY_INSTALL,
+        EnvKind.LOCAL,
+        Format.EGG,
+    )
     assert "listed in easy-install.pth" in copy.evidence
     assert copy.imported_by == (str(fake.root / f"usr/bin/python{era}"),)
 
@@ -79,7 +82,10 @@ def test_pip_user(fake: FakeMachine, era: str) -> None:
     inv = fake.scan()
     (copy,) = fake.copies(inv, "numpy")
     assert (copy.manager, copy.env.kind, copy.env.prefix) == (
-        Manager.PIP, EnvKind.USER, str(fake.home / ".local"))
+        Manager.PIP,
+        EnvKind.USER,
+        str(fake.home / ".local"),
+    )
 
 
 def test_virtualenv_2017_without_pyvenv_cfg(fake: FakeMachine) -> None:
@@ -106,11 +112,17 @@ def test_modern_venv(fake: FakeMachine, era: str) -> None:
 
 @pytest.mark.parametrize(("era", "build"), [("2.7", "py27hbcc08e0_0"), ("3.11", "py311h64a7726_0")])
 def test_conda_base_conda_vs_pip(fake: FakeMachine, era: str, build: str) -> None:
-    """~/miniconda2 site-packages: egg-info (or INSTALLER conda) is conda's, a pip dist-info is pip's."""
+    """~/miniconda2 site-packages: conda's egg-info (or INSTALLER conda) vs pip's dist-info."""
     base = fake.home / "miniconda2"
     meta = "egg-info" if era == "2.7" else "dist-info"
-    b.conda_base(base, [("numpy", "1.13.3", build)], pyver=era, python_metadata=meta,
-                 python=None, write_pkgs_cache=True)
+    b.conda_base(
+        base,
+        [("numpy", "1.13.3", build)],
+        pyver=era,
+        python_metadata=meta,
+        python=None,
+        write_pkgs_cache=True,
+    )
     inv = fake.scan()
     (conda_copy,) = [c for c in fake.copies(inv, "numpy") if c.env.kind is EnvKind.CONDA]
     assert conda_copy.manager is Manager.CONDA
@@ -119,10 +131,8 @@ def test_conda_base_conda_vs_pip(fake: FakeMachine, era: str, build: str) -> Non
     assert conda_copy.imported_by == (str(base / f"bin/python{era}"),)
     (cached,) = [c for c in fake.copies(inv, "numpy") if c.env.kind is EnvKind.CONDA_PKGS]
     assert cached.manager is Manager.CONDA and cached.imported_by == ()
-    # then pip installs over it in the same site dir: the story's mixed pair
-    b.dist_info(base / f"lib/python{era}/site-packages", "numpy", "1.13.3", module_files=False,
-                dirname="numpy-1.13.3.dist-info") if era == "2.7" else None
-    if era == "2.7":
+    if era == "2.7":  # then pip installs beside it in the same site dir: the story's pair
+        b.dist_info(base / f"lib/python{era}/site-packages", "numpy", "1.13.3", module_files=False)
         pair = [c for c in fake.copies(fake.scan(), "numpy") if c.env.kind is EnvKind.CONDA]
         assert sorted(c.manager for c in pair) == [Manager.CONDA, Manager.PIP]
 
@@ -133,11 +143,23 @@ def test_conda_named_envs(fake: FakeMachine, era: str) -> None:
     base = fake.home / "miniconda2"
     other = "3.6" if era == "2.7" else "3.12"
     b.conda_base(base, [], pyver=era, python=None)
-    b.conda_env(base / "envs/my_app", [("numpy", "1.13.3", "py_0")], pyver=era, python=None,
-                pkgs_dir=base / "pkgs")
-    b.conda_env(base / "envs/yad2k", [("numpy", "1.14.0", "py_0")], pyver=other, python=None,
-                pkgs_dir=base / "pkgs")
+    b.conda_env(
+        base / "envs/my_app",
+        [("numpy", "1.13.3", "py_0")],
+        pyver=era,
+        python=None,
+        pkgs_dir=base / "pkgs",
+    )
+    b.conda_env(
+        base / "envs/yad2k",
+        [("numpy", "1.14.0", "py_0")],
+        pyver=other,
+        python=None,
+        pkgs_dir=base / "pkgs",
+    )
     copies = fake.copies(fake.scan(), "numpy")
     assert {(c.env.name, c.manager, c.env.kind) for c in copies} == {
-        ("my_app", Manager.CONDA, EnvKind.CONDA), ("yad2k", Manager.CONDA, EnvKind.CONDA)}
+        ("my_app", Manager.CONDA, EnvKind.CONDA),
+        ("yad2k", Manager.CONDA, EnvKind.CONDA),
+    }
     assert all(len(c.imported_by) == 1 for c in copies)
