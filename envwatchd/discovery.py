@@ -274,7 +274,9 @@ def _add_venv(found: _Found, prefix: str, kind: EnvKind) -> None:
     sites = prefix_site_dirs(prefix, info.version)
     path = [*sites]
     if info.system_site:
-        path = [m.user_site(info.version), *sites, *_base_sites(found, info)]
+        # site.py adds the venv's own dir first, then the user site, then the base's
+        # (verified against real venvs: tests/test_interpreters_real.py)
+        path = [*sites, m.user_site(info.version), *_base_sites(found, info)]
     interp = Interpreter(
         os.path.join(prefix, "bin", "python"),
         info.version,

@@ -26,13 +26,14 @@ from envwatchd.model import (
     Copy,
     Env,
     EnvKind,
+    EnvRef,
     Inventory,
     Manager,
     Problem,
     canonicalize,
 )
 from envwatchd.precedence import with_imported_by
-from envwatchd.snapshot import Owners, SiteSnapshot, scan_site
+from envwatchd.snapshot import Owners, SiteSnapshot, guess_project, scan_site
 
 __all__ = ["Scanner"]
 
@@ -213,6 +214,40 @@ class Scanner:
                 self.snapshots[site] = scan_site(site, env, self.owners)
         self.cache_entries = entries
 
+    def _unscanned_claims(self) -> list[Claim]:
+        """Records claiming a site dir that is gone altogether: everything is missing."""
+        out: list[Claim] = []
+        for site, claims in self.owners.by_site.items():
+            if site in self.snapshots and self.snapshots[site].exists:
+                continue
+            if os.path.isdir(site) or not self._system_site(site):
+                continue  # a tree we do not inventory (a vendored interpreter), not a loss
+            env = _env_for(self.envs, site)
+            ref = env.ref if env else EnvRef(EnvKind.OTHER, os.path.dirname(site), "gone")
+            for manager, owner, version, record, tops in claims:
+                package = owner.split(":", 1)[1]
+                paths = tuple(os.path.join(site, t) for t in sorted(tops))
+                out.append(
+                    Claim(
+                        manager,
+                        package,
+                        canonicalize(guess_project(owner)),
+                        version,
+                        ref,
+                        site,
+                        record,
+                        paths,
+                        paths,
+                    )
+                )
+        return out
+
+    def _system_site(self, site: str) -> bool:
+        r = self.machine.roots
+        return site.startswith(
+            (r("/usr/lib/python"), r("/usr/lib64/python"), r("/usr/local/lib/python"))
+        )
+
     def assemble(self) -> Inventory:
         copies: list[Copy] = []
         claims: list[Claim] = []
@@ -223,6 +258,7 @@ class Scanner:
             claims.extend(snap.claims)
             problems.extend(snap.problems)
             pth_by_site[site] = snap.pth
+        claims.extend(self._unscanned_claims())
         extra = tuple(os.path.abspath(r) for r in self.machine.settings.extra_roots)
         envs = tuple(_with_interpreters(env, pth_by_site, extra) for env in self.envs)
         inv = Inventory(
@@ -237,6 +273,16 @@ def _with_interpreters(
     if not env.interpreters:
         return env
     return replace(env, interpreters=tuple(expand(i, pth_by_site, extra) for i in env.interpreters))
+
+
+def _env_for(envs: Iterable[Env], path: str) -> Env | None:
+    best: Env | None = None
+    for env in envs:
+        if path.startswith(env.prefix.rstrip("/") + "/") and (
+            best is None or len(env.prefix) > len(best.prefix)
+        ):
+            best = env
+    return best
 
 
 def _still_env(env: Env) -> bool:

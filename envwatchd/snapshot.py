@@ -19,7 +19,7 @@ from envwatchd.formats.pth import PthFile, parse_pth
 from envwatchd.inference import Claimant, infer
 from envwatchd.model import Claim, Copy, Env, Format, Manager, Problem, canonicalize, owner_label
 
-__all__ = ["Owners", "SiteSnapshot", "scan_site"]
+__all__ = ["Owners", "SiteSnapshot", "guess_project", "scan_site"]
 
 
 @dataclass(slots=True)
@@ -211,7 +211,7 @@ def _claims(
             Claim(
                 manager=manager,
                 package=owner.split(":", 1)[1],
-                name=project or canonicalize(_guess_project(owner)),
+                name=project or canonicalize(guess_project(owner)),
                 version=version,
                 env=env.ref,
                 site=site,
@@ -223,7 +223,7 @@ def _claims(
     return tuple(out)
 
 
-def _guess_project(owner: str) -> str:
+def guess_project(owner: str) -> str:
     """`dpkg:python3-numpy` -> numpy; `conda:numpy-1.13.3-py27_0` -> numpy."""
     kind, _, name = owner.partition(":")
     if kind == "conda":
