@@ -171,7 +171,7 @@ def _add_conda_env(found: _Found, prefix: str, name: str) -> None:
     if not os.path.isdir(meta):
         return
     m = found.machine
-    vers = python_versions(os.path.join(prefix, "lib"))
+    vers = python_versions(os.path.join(prefix, "lib")) or _conda_python(meta)
     sites = [s for v in vers for s in prefix_site_dirs(prefix, v)]
     interps = tuple(
         _interp(m, _python_exe(prefix, v), v, prefix, prefix_site_dirs(prefix, v)) for v in vers
@@ -187,6 +187,20 @@ def _add_conda_env(found: _Found, prefix: str, name: str) -> None:
             conda_meta=meta,
         )
     )
+
+
+def _conda_python(meta: str) -> list[str]:
+    """The python version of a conda env with no site dir yet, from its python record."""
+    try:
+        names = os.listdir(meta)
+    except OSError:
+        return []
+    for name in names:
+        if name.startswith("python-") and name[7:8].isdigit():
+            parts = name[7:].split(".")
+            if len(parts) >= 2 and parts[1].isdigit():
+                return [f"{parts[0]}.{parts[1]}"]
+    return []
 
 
 def _environments_txt(path: str, found: _Found) -> list[str]:
