@@ -83,6 +83,7 @@ class Daemon:
         self._again = False
         self._rescan_waiters: list[asyncio.Future[Outcome]] = []
         self._retry: asyncio.TimerHandle | None = None
+        self._unwatched_reported: set[str] = set()
         self._task: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
@@ -184,6 +185,9 @@ class Daemon:
     async def _process(self) -> None:
         assert self.loop is not None
         pending, self.pending = self.pending, Pending()
+        if self.watcher is not None:
+            pending.unwatched = dict(self.watcher.failed)
+            self._unwatched_reported = set(pending.unwatched)
         waited = self.loop.time() - (self._first_mark or self.loop.time())
         force = waited * 1000 >= self.config.watch.max_settle_ms
         self._first_mark = None
@@ -246,6 +250,8 @@ class Daemon:
         for path, role in wanted.items():
             if path not in current:
                 self.watcher.watch(path, role)
+        if self.watcher.failed.keys() != self._unwatched_reported and self.loop is not None:
+            self._arm()  # a pass opens (or resolves) the unwatched-tree conflicts
         if self.watcher.failed and self._retry is None and self.loop is not None:
             self._retry = self.loop.call_later(
                 self.config.watch.rescan_unwatched_s, self._retry_unwatched
