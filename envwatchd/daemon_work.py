@@ -38,7 +38,7 @@ from envwatchd.model import (
 )
 from envwatchd.provenance import apt_command, conda_command
 from envwatchd.store import Store
-from envwatchd.watcher import Role
+from envwatchd.watcher import WATCH_LIMIT, Role
 
 __all__ = ["Outcome", "Pending", "Worker"]
 
@@ -97,6 +97,7 @@ class Worker:
         self.pkgs_prefixes: frozenset[str] = frozenset()
         self.last_scan_ms = 0.0
         self.rules = RuleContext(read_files=read_files)
+        self._problems_logged: set[tuple[str, str]] = set()
 
     @property
     def degraded(self) -> str | None:
@@ -117,6 +118,7 @@ class Worker:
             events = store.commit(diffed, *_changes(stored, inv.copies))
         self.committed = _by_site(inv.copies)
         store.remember_claims(inv.claims)
+        self._log_problems(inv)
         opened, resolved = self._conflicts(inv, {})
         self._replan()
         return Outcome(events, opened, resolved, inv)
@@ -139,6 +141,7 @@ class Worker:
             else:
                 self.committed.pop(site, None)
         self.store.remember_claims(c for c in inv.claims if c.site in settled)
+        self._log_problems(inv)
         opened, resolved = self._conflicts(inv, pending.unwatched)
         self._replan()
         if pending.full or pending.walk:
@@ -175,6 +178,13 @@ class Worker:
         for prefix in p.pkgs | (self.pkgs_prefixes if p.full else frozenset()):
             affected |= sc.scan_pkgs(prefix)
         return affected | rescan | (set(self.committed) if p.full else set())
+
+    def _log_problems(self, inv: Inventory) -> None:
+        """Warn once per (path, problem) while it lasts: an unreadable tree must not be silent."""
+        current = {(p.path, p.message) for p in inv.problems}
+        for path, message in sorted(current - self._problems_logged):
+            log.warning("scan.problem", path=path, message=message)
+        self._problems_logged = current
 
     def _in_progress(self, sites: Iterable[str]) -> set[str]:
         out: set[str] = set()
@@ -272,6 +282,14 @@ def _changes(old: Iterable[Copy], new: Iterable[Copy]) -> tuple[list[tuple[str, 
 
 def _unwatched(path: str, reason: str, config: Config) -> Conflict:
     every = int(config.watch.rescan_unwatched_s)
+    remedy = (
+        (
+            "sudo sysctl fs.inotify.max_user_watches=524288",
+            "echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-envwatchd.conf",
+        )
+        if reason == WATCH_LIMIT
+        else (f"make {path} readable by the user envwatchd runs as",)
+    )
     return Conflict(
         key=f"unwatched-tree:{path}",
         kind=ConflictKind.UNWATCHED_TREE,
@@ -280,8 +298,5 @@ def _unwatched(path: str, reason: str, config: Config) -> Conflict:
         copies=(),
         message=f"{path} cannot be watched ({reason}); changes there are found by a rescan "
         f"every {every} s instead of live.",
-        remedy=(
-            "sudo sysctl fs.inotify.max_user_watches=524288",
-            "echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-envwatchd.conf",
-        ),
+        remedy=remedy,
     )

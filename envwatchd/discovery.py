@@ -282,6 +282,9 @@ def _venv_homes(found: _Found) -> None:
 
 def _add_venv(found: _Found, prefix: str, kind: EnvKind) -> None:
     info = read_pyvenv(prefix, found.problems)
+    if info is None and not os.access(prefix, os.R_OK | os.X_OK):
+        # pyvenv.cfg cannot even be stat-ed: say so rather than skip the tree silently
+        found.problems.append(Problem(prefix, "cannot read environment: permission denied"))
     if info is None or found.seen(prefix):
         return
     m = found.machine

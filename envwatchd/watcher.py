@@ -32,7 +32,7 @@ from watchdog.observers.inotify_c import (
 
 from envwatchd.formats import is_metadata_name, is_pth_name
 
-__all__ = ["Role", "Watcher"]
+__all__ = ["WATCH_LIMIT", "Role", "Watcher"]
 
 log = structlog.get_logger()
 
@@ -62,6 +62,7 @@ _SELF = (
 )
 
 Changed = Callable[[str, Role], None]
+WATCH_LIMIT = "inotify watch limit reached"
 
 
 def relevant(role: Role, name: str, is_dir: bool) -> bool:
@@ -130,7 +131,7 @@ class Watcher:
     def _failed(self, path: str, role: Role, exc: OSError) -> bool:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return False
-        reason = "inotify watch limit reached" if exc.errno == errno.ENOSPC else str(exc)
+        reason = WATCH_LIMIT if exc.errno == errno.ENOSPC else str(exc)
         with self._lock:
             self.failed[path] = reason
         log.warning("watch.failed", path=path, role=role.value, reason=reason)
