@@ -173,7 +173,7 @@ def render_rows(rows: Sequence[Row]) -> str:
         cells = (r.figure, r.envwatchd, r.peer, r.ratio, r.target, verdict)
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     notes = [f"- {r.figure}: {r.note}" for r in rows if r.note]
-    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"
 
 
 def emit(rows: Sequence[Row], args: argparse.Namespace, title: str) -> None:
@@ -258,7 +258,8 @@ class DaemonProc:
 
 
 def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+    ms = seconds * 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
 
 
 def fmt_s(seconds: float) -> str:

@@ -129,12 +129,13 @@ def build_system(root: Path, nm: Names, st: Stats, n_deb: int, n_local: int) -> 
     for i in range(n_deb):
         name = nm.fresh()
         fmt = "dist-info" if i % 3 == 0 else "egg-info"
-        files = b.deb_python_files(name, nm.version(), fmt=fmt)  # type: ignore[arg-type]
+        version = nm.version()
+        files = b.deb_python_files(name, version, fmt=fmt)  # type: ignore[arg-type]
         multi = "same" if i % 10 == 0 else None
         debs.append(
             b.DebPkg(
                 f"python3-{b.module_name(name)}",
-                "1.0-1",
+                f"{version}-1",
                 files,
                 architecture="amd64" if multi else "all",
                 multi_arch=multi,

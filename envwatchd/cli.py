@@ -105,7 +105,7 @@ def _scan(args: argparse.Namespace, config: Any) -> int:
             "copies": [c.to_json() for c in inv.copies],
             "conflicts": [c.to_json() for c in conflicts],
         }
-        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        sys.stdout.write(json.dumps(doc) + "\n")  # no indent: keeps the C encoder
     else:
         from envwatchd.render import render_scan
 

@@ -52,6 +52,7 @@ METHOD_HELP: Final[Mapping[str, str]] = {
     "conflicts": "open conflicts (all=true: resolved ones too), each with its remedy",
     "rescan": "rescan every package tree now",
     "subscribe": "stream event and conflict notifications until the client leaves",
+    "metrics": "Prometheus text exposition: packages, conflicts, events, watches",
 }
 """The socket's methods and their one-line help; rpc.METHODS is built from it."""
 

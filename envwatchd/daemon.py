@@ -248,8 +248,10 @@ class Daemon:
         for path in current.keys() - wanted.keys():
             self.watcher.unwatch(path)
         for path, role in wanted.items():
-            if path not in current:
-                self.watcher.watch(path, role)
+            if path not in current and self.watcher.watch(path, role):
+                # What changed there between the scan that planned this watch and now
+                # went unseen: re-read it once (a new venv filled right after it appeared).
+                self._mark(path, role)
         if self.watcher.failed.keys() != self._unwatched_reported and self.loop is not None:
             self._arm()  # a pass opens (or resolves) the unwatched-tree conflicts
         if self.watcher.failed and self._retry is None and self.loop is not None:

@@ -38,6 +38,7 @@ __all__ = [
     "imported_by",
     "interpreters",
     "location",
+    "multi_copy_names",
     "shadowing",
     "version_key",
     "visible",
@@ -112,6 +113,8 @@ def _importable(copy: Copy) -> bool:
 def _rank(copies: Iterable[Copy], pos: dict[str, int]) -> list[Copy]:
     """Winner first; stable multi-pass sort gives position, format, -version, path."""
     ranked = sorted(copies, key=lambda c: c.path)
+    if len(ranked) < 2:
+        return ranked  # the common case: nothing to order, no version to parse
     ranked.sort(key=lambda c: version_key(c.version), reverse=True)
     ranked.sort(key=lambda c: (pos[location(c)], _FORMAT_RANK.get(c.format, 2)))
     return ranked
@@ -159,17 +162,57 @@ def shadowing(
     return dict(out)
 
 
+def multi_copy_names(inv: Inventory) -> set[NormalizedName]:
+    """Projects with 2+ importable copies: the only ones where order can matter."""
+    seen: set[NormalizedName] = set()
+    multi: set[NormalizedName] = set()
+    for copy in inv.copies:
+        if _importable(copy):
+            (multi if copy.name in seen else seen).add(copy.name)
+    return multi
+
+
 def imported_by(inv: Inventory) -> dict[tuple[str, str], tuple[str, ...]]:
-    """copy.key -> executables that import THAT copy; shadowed copies map to ()."""
-    winners: dict[tuple[str, str], list[str]] = {c.key: [] for c in inv.copies}
-    for resolutions in shadowing(inv).values():
+    """copy.key -> executables that import THAT copy; shadowed copies map to ().
+
+    A project with one importable copy is imported by every interpreter whose path
+    holds its location; only projects with several copies need ranking.
+    """
+    multi = multi_copy_names(inv)
+    exes_at: dict[str, list[str]] = defaultdict(list)
+    for interp in interpreters(inv):
+        for entry in _positions(interp):
+            exes_at[entry].append(interp.executable)
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for copy in inv.copies:
+        single = _importable(copy) and copy.name not in multi
+        out[copy.key] = tuple(sorted(exes_at.get(location(copy), ()))) if single else ()
+    winners: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for resolutions in shadowing(inv, multi).values():
         for res in resolutions:
             winners[res.winner.key].append(res.interpreter.executable)
-    return {key: tuple(sorted(exes)) for key, exes in winners.items()}
+    for key, exes in winners.items():
+        out[key] = tuple(sorted(exes))
+    return out
 
 
 def with_imported_by(inv: Inventory) -> Inventory:
     """The inventory with every copy's ``imported_by`` filled in (for JSON output)."""
     table = imported_by(inv)
-    copies = tuple(dataclasses.replace(c, imported_by=table[c.key]) for c in inv.copies)
+    copies = tuple(_evolve(c, table[c.key]) for c in inv.copies)
     return dataclasses.replace(inv, copies=copies)
+
+
+_COPY_FIELDS = tuple(f.name for f in dataclasses.fields(Copy))
+
+
+def _evolve(copy: Copy, imported: tuple[str, ...]) -> Copy:
+    """`replace(copy, imported_by=...)` without __init__: 20,000 copies per scan make
+    dataclasses.replace's keyword round trip a measurable share of the scan."""
+    if copy.imported_by == imported:
+        return copy
+    new = object.__new__(Copy)
+    for name in _COPY_FIELDS:
+        object.__setattr__(new, name, getattr(copy, name))
+    object.__setattr__(new, "imported_by", imported)
+    return new

@@ -114,6 +114,7 @@ class Service(Protocol):
     ) -> list[dict[str, Any]]: ...
     def conflicts(self, include_resolved: bool) -> list[dict[str, Any]]: ...
     async def rescan(self) -> dict[str, Any]: ...
+    def metrics(self) -> dict[str, Any]: ...
     def subscribe(self) -> PushQueue: ...
     def unsubscribe(self, queue: PushQueue) -> None: ...
 
@@ -123,7 +124,7 @@ class _Params(BaseModel):
 
 
 class NoParams(_Params):
-    """status, envs, rescan, subscribe: no params (absent or {})."""
+    """status, envs, rescan, subscribe, metrics: no params (absent or {})."""
 
 
 class WhereParams(_Params):
@@ -203,6 +204,10 @@ async def _rescan(svc: Service, _: NoParams) -> Any:
     return await svc.rescan()
 
 
+async def _metrics(svc: Service, _: NoParams) -> Any:
+    return svc.metrics()
+
+
 async def _subscribe(svc: Service, _: NoParams) -> Any:
     """Only the acknowledgement: the transport owns the stream (server.py)."""
     return {"subscribed": True}
@@ -220,6 +225,7 @@ METHODS: Final[dict[str, Method[Any]]] = {
         Method("conflicts", ConflictsParams, _conflicts),
         Method("rescan", NoParams, _rescan),
         Method("subscribe", NoParams, _subscribe),
+        Method("metrics", NoParams, _metrics),
     )
 }
 

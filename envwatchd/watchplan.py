@@ -43,6 +43,13 @@ def plan(scanner: Scanner) -> dict[str, Role]:
         out[dpkg] = Role.DPKG
     for home in _homes(scanner):
         _parent(out, home, bounds)
+    prefixes = {e.prefix for e in scanner.envs}
+    for home in _env_homes(scanner):
+        for sub in _subdirs(home):
+            if sub not in prefixes:
+                # not an env YET: conda, uv and virtualenv write the marker (conda-meta/,
+                # pyvenv.cfg) only after creating the prefix, so watch it until they do
+                out.setdefault(sub, Role.PARENT)
     return out
 
 
@@ -60,12 +67,23 @@ def _parent(out: dict[str, Role], path: str, bounds: tuple[str, ...]) -> None:
 
 def _homes(scanner: Scanner) -> list[str]:
     m = scanner.machine
+    return [
+        *_env_homes(scanner),
+        os.path.join(m.home, ".conda"),
+        os.path.join(m.user_base, "lib"),
+        m.roots("/usr/lib"),
+        m.roots("/usr/local/lib"),
+    ]
+
+
+def _env_homes(scanner: Scanner) -> list[str]:
+    """Dirs whose every subdir is meant to be an environment (or a Python prefix)."""
+    m = scanner.machine
     env, home = m.environ, m.home
     data = env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     cache = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     homes = [
         os.path.join(home, ".conda", "envs"),
-        os.path.join(home, ".conda"),
         os.path.join(env.get("PIPX_HOME") or os.path.join(data, "pipx"), "venvs"),
         env.get("UV_TOOL_DIR") or os.path.join(data, "uv", "tools"),
         env.get("UV_PYTHON_INSTALL_DIR") or os.path.join(data, "uv", "python"),
@@ -73,9 +91,6 @@ def _homes(scanner: Scanner) -> list[str]:
         os.path.join(env.get("PYENV_ROOT") or os.path.join(home, ".pyenv"), "versions"),
         os.path.join(env.get("POETRY_CACHE_DIR") or os.path.join(cache, "pypoetry"), "virtualenvs"),
         os.path.join(data, "pdm", "venvs"),
-        os.path.join(m.user_base, "lib"),
-        m.roots("/usr/lib"),
-        m.roots("/usr/local/lib"),
     ]
     if env.get("WORKON_HOME"):
         homes.append(env["WORKON_HOME"])
@@ -83,3 +98,12 @@ def _homes(scanner: Scanner) -> list[str]:
         if e.kind is EnvKind.CONDA and e.name == "base":
             homes.append(os.path.join(e.prefix, "envs"))
     return homes
+
+
+def _subdirs(parent: str) -> list[str]:
+    """Visible subdirs, as discovery lists them (symlinks to dirs included)."""
+    try:
+        with os.scandir(parent) as it:
+            return sorted(e.path for e in it if not e.name.startswith(".") and e.is_dir())
+    except OSError:
+        return []

@@ -23,7 +23,13 @@ from envwatchd.model import (
     Inventory,
     NormalizedName,
 )
-from envwatchd.precedence import Resolution, interpreters, location, shadowing
+from envwatchd.precedence import (
+    Resolution,
+    interpreters,
+    location,
+    multi_copy_names,
+    shadowing,
+)
 
 __all__ = [
     "Facts",
@@ -54,10 +60,12 @@ class Facts:
     resolutions: dict[NormalizedName, list[Resolution]]
     winner_for: dict[tuple[str, str], list[Interpreter]]
     seen_by: dict[str, list[Interpreter]]
+    multi: frozenset[NormalizedName] = frozenset()
 
     @classmethod
     def build(cls, inv: Inventory) -> Facts:
-        resolutions = shadowing(inv)
+        multi = multi_copy_names(inv)
+        resolutions = shadowing(inv, multi)
         winner_for: dict[tuple[str, str], list[Interpreter]] = defaultdict(list)
         for per_interp in resolutions.values():
             for res in per_interp:
@@ -72,6 +80,7 @@ class Facts:
             resolutions=resolutions,
             winner_for=dict(winner_for),
             seen_by=dict(seen_by),
+            multi=frozenset(multi),
         )
 
     def env(self, ref: EnvRef) -> Env | None:
@@ -116,7 +125,11 @@ class Facts:
         """Commands removing ``copy``, each annotated with what it removes."""
         python, interp = self.python_for(copy, prefer)
         cmds = remedy.uninstall(copy, python, break_system=self.break_system(interp))
-        exact = interp is None or interp in self.winner_for.get(copy.key, ())
+        exact = (
+            interp is None
+            or copy.name not in self.multi  # the only copy: pip removes exactly it
+            or interp in self.winner_for.get(copy.key, ())
+        )
         return [f"{cmd}  # {_note(cmd, copy, exact)}" for cmd in cmds]
 
     def reinstall(self, copy: Copy) -> str:

@@ -45,6 +45,8 @@ def _parse(text: str) -> Version | None:
 
 def versions_match(metadata: str, record: str) -> bool:
     """True when ``record`` (dpkg/rpm/conda) names the release ``metadata`` does."""
+    if metadata == record:
+        return True  # conda's records and most others: no parsing needed
     mine = _parse(metadata)
     for candidate in _candidates(record):
         theirs = _parse(candidate)
