@@ -232,6 +232,7 @@ class Daemon:
             self._push("conflict", {**conflict.to_json(), "state": state})
         if outcome.opened:
             self.desktop.submit(outcome.opened)
+        self._export_metrics()
 
     def _push(self, method: str, params: dict[str, Any]) -> None:
         for queue in list(self.subscribers):
@@ -346,6 +347,36 @@ class Daemon:
 
     def unsubscribe(self, queue: PushQueue) -> None:
         self.subscribers.discard(queue)
+
+    # -- metrics (prometheus_client is loaded only once somebody asks) -------------
+
+    def metrics(self) -> dict[str, Any]:
+        from envwatchd.metrics import CONTENT_TYPE
+
+        return {"content_type": CONTENT_TYPE, "text": self._exposition()}
+
+    def _exposition(self) -> str:
+        from envwatchd.metrics import Source, exposition
+
+        assert self.reader is not None
+        counts = self.reader.event_counts()
+        source = Source(
+            self.status(), self.index.inventory, self.reader.conflicts(), counts, self.started
+        )
+        return exposition(source)
+
+    def _export_metrics(self) -> None:
+        """[export] prometheus_textfile: rewritten at start-up and after every settled pass."""
+        target = self.config.export.prometheus_textfile
+        if not target or self.reader is None:
+            return
+        from envwatchd.metrics import write_textfile
+
+        path = os.path.expanduser(target)
+        try:
+            write_textfile(path, self._exposition())
+        except OSError as exc:
+            log.warning("metrics.textfile_failed", path=path, error=str(exc))
 
 
 def _iso(ts: float) -> str:

@@ -117,9 +117,13 @@ class Index:
             probe = parent
 
     def packages(self, env: str | None = None, manager: str | None = None) -> list[dict[str, Any]]:
+        """Copies in contract shape plus `owner`/`owner_version`: the database record
+        claiming each one (`dpkg:python3-numpy`, `1:1.24.2-1`), which `envwatch sbom`
+        turns into deb/conda purls. Extra keys only here: `where` and `conflicts`
+        keep the plain copy shape."""
         prefix = os.path.normpath(os.path.abspath(env)) if env else None
         return [
-            c.to_json()
+            {**c.to_json(), "owner": c.owner, "owner_version": c.owner_version}
             for c in sorted(self.inventory.copies, key=lambda c: (c.env.prefix, c.name, c.path))
             if (prefix is None or c.env.prefix == prefix)
             and (manager is None or c.manager == manager)

@@ -43,13 +43,16 @@ class Owners:
                     self.by_entry.setdefault((site, top), (manager, pkg.name, pkg.version, record))
 
     def add_conda(self, prefix: str, records: list[CondaRecord]) -> None:
+        base = prefix.rstrip("/") + "/"
+        sites: dict[str, str] = {}  # interned site paths: thousands of files share a few
         for rec in records:
             by_site: dict[str, set[str]] = {}
             for rel in rec.files:
                 idx = rel.find("site-packages/")
                 if idx < 0:
                     continue
-                site = os.path.join(prefix, rel[: idx + 13])
+                head = rel[: idx + 13]
+                site = sites.get(head) or sites.setdefault(head, base + head)
                 top = rel[idx + 14 :].split("/", 1)[0]
                 if top:
                     by_site.setdefault(site, set()).add(top)

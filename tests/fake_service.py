@@ -254,6 +254,15 @@ class FakeService:
             "duration_ms": 1.5,
         }
 
+    def metrics(self) -> dict[str, Any]:
+        self._called("metrics")
+        return {
+            "content_type": "text/plain; version=0.0.4; charset=utf-8",
+            "text": "# HELP envwatchd_packages Installed copies.\n"
+            "# TYPE envwatchd_packages gauge\n"
+            'envwatchd_packages{env_kind="user",manager="pip"} 1.0\n',
+        }
+
     def subscribe(self) -> PushQueue:
         queue: PushQueue = asyncio.Queue(self.queue_size)
         self.queues.append(queue)

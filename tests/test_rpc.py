@@ -34,6 +34,7 @@ VALID_PARAMS: dict[str, dict[str, Any]] = {
     "conflicts": {"all": True},
     "rescan": {},
     "subscribe": {},
+    "metrics": {},
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Story",
     "envwatch",
     "pip_outer",
+    "pip_uninstall_on_path",
     "setuptools_wheels",
 ]
 
@@ -70,9 +71,19 @@ class E2EBox(Box):
 
 
 def pip_outer(*args: str | Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """The outer interpreter's own pip (for --target/--prefix/PYTHONPATH tricks)."""
+    """The outer interpreter's own pip, for `--target`/`--prefix` installs."""
+    assert args[0] != "install" or {"--target", "--prefix"} & set(map(str, args)), args
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *map(str, args)]
     return realtools.run(cmd, env=env)
+
+
+def pip_uninstall_on_path(site: Path, name: str, env: Mapping[str, str]) -> None:
+    """`PYTHONPATH=SITE pip uninstall -y NAME` with the base (non-venv) python: what
+    `sudo pip uninstall` does to whatever copy comes first on its path. (A venv's pip
+    refuses copies outside its environment.)"""
+    cmd = [realtools.base_python(), "-m", "pip", "uninstall", "-y", name]
+    out = realtools.run(cmd, env={**env, "PYTHONPATH": str(site)})
+    assert "Successfully uninstalled" in out.stdout, out.stdout + out.stderr
 
 
 def envwatch(box: Box, *args: str, ok: Sequence[int] = (0,)) -> Any:

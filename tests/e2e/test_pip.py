@@ -11,7 +11,7 @@ from pathlib import Path
 from tests import realtools
 from tests.builders import make_wheel
 from tests.daemon_harness import PYVER
-from tests.e2e.harness import E2EBox, Story, envwatch, pip_outer, setuptools_wheels
+from tests.e2e.harness import E2EBox, Story, envwatch, pip_outer, pip_uninstall_on_path, setuptools_wheels
 
 NAME = "tinypkg"
 
@@ -104,8 +104,7 @@ def test_pip_target_and_prefix_dirs_listed_in_extra_site_dirs(tmp_path: Path,
     p = s.one(lambda: pip_outer("install", "--no-index", "--prefix", prefix, w1, env=box.tools),
               kind="install", manager="pip", env="other")
     assert p["site"] == str(psite)
-    s.one(lambda: pip_outer("uninstall", "-y", NAME, env=box.env_with(PYTHONPATH=str(psite))),
-          kind="uninstall", previous_version="1.0", env="other")
+    s.one(lambda: pip_uninstall_on_path(psite, NAME, box.tools), kind="uninstall", previous_version="1.0", env="other")
     assert [c["site"] for c in s.copies(NAME)] == [str(target)]
 
 
