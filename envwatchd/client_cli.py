@@ -357,7 +357,56 @@ def _packages_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"env": os.path.abspath(args.env) if args.env else None, "manager": args.manager}
 
 
-COMMANDS: dict[str, Command | None] = {
+def _metrics_lines(answer: dict[str, Any], style: Style) -> list[str]:
+    return [str(answer.get("text", "")).rstrip("\n")]
+
+
+class Local(NamedTuple):
+    """A subcommand composed here from several calls; its libraries load only when it runs."""
+
+    help: str
+    run_fn: Callable[[Client, argparse.Namespace, Style], int]
+
+    def run(self, client: Client, args: argparse.Namespace, style: Style) -> int:
+        return self.run_fn(client, args, style)
+
+
+def _sbom(client: Client, args: argparse.Namespace, style: Style) -> int:
+    """CycloneDX JSON is the output either way, so --json changes nothing here."""
+    from envwatchd.sbom import sbom_json  # cyclonedx is heavy: only this command loads it
+
+    print(sbom_json(client.call("packages", _packages_params(args), 60.0)))
+    return EXIT_OK
+
+
+def _report(client: Client, args: argparse.Namespace, style: Style) -> int:
+    from envwatchd.report import gather
+    from envwatchd.report_html import render_html
+
+    if not (args.html or args.json):
+        print("envwatch: report: give --html FILE (or --json)", file=sys.stderr)
+        return EXIT_USAGE
+    label, since = args.since
+    data = gather(lambda method, params: client.call(method, params, 60.0), since, label)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    if args.html:
+        page = render_html(data)
+        if args.html == "-":
+            sys.stdout.write(page)
+            return EXIT_OK
+        with open(args.html, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(page)
+        if not args.json:
+            print(
+                f"wrote {args.html} ({len(page.encode()) // 1024} KiB): "
+                f"{len(data['envs'])} environments, {len(data['conflicts'])} open conflicts, "
+                f"{len(data['events'])} events, projects with 2+ copies: {len(data['projects'])}"
+            )
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Command | Local | None] = {
     "status": Command("status", _no_params, _status_lines),
     "where": Command("where", lambda a: {"name": a.name}, _where_lines),
     "explain": Command("explain", lambda a: {"path": os.path.abspath(a.path)}, _explain_lines),
@@ -367,8 +416,12 @@ COMMANDS: dict[str, Command | None] = {
     "conflicts": Command("conflicts", lambda a: {"all": a.all}, _conflicts_lines, _conflicts_exit),
     "watch": None,  # subscribe: a stream, see _watch
     "rescan": Command("rescan", _no_params, _rescan_lines, timeout=RESCAN_TIMEOUT),
+    "metrics": Command("metrics", _no_params, _metrics_lines),
+    "sbom": Local("CycloneDX 1.6 JSON SBOM: one component per installed copy", _sbom),
+    "report": Local("one self-contained HTML page: envs, duplicates, conflicts, events", _report),
 }
-"""Subcommands in contract order; None marks `watch`, the one that streams."""
+"""Subcommands in contract order, then the export ones; None marks `watch`, the one
+that streams; Local marks those composed on this side (sbom, report)."""
 
 
 def _since(text: str) -> str:
@@ -376,6 +429,10 @@ def _since(text: str) -> str:
         return to_utc_iso(text)
     except TimespecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _since_pair(text: str) -> tuple[str, str]:
+    return text, _since(text)
 
 
 def _positive(text: str) -> int:
@@ -386,6 +443,8 @@ def _positive(text: str) -> int:
 
 def _help(name: str) -> str:
     command = COMMANDS[name]
+    if isinstance(command, Local):
+        return command.help
     return METHOD_HELP[command.method if command else "subscribe"]
 
 
@@ -416,6 +475,16 @@ def build_parser() -> argparse.ArgumentParser:
     subs["events"].add_argument("--package", metavar="NAME")
     subs["events"].add_argument("--limit", type=_positive, metavar="N")
     subs["conflicts"].add_argument("--all", action="store_true", help="resolved ones too")
+    subs["sbom"].add_argument("--env", metavar="PREFIX", help="only this environment")
+    subs["sbom"].add_argument("--manager", metavar="M", help="only copies this manager installed")
+    subs["report"].add_argument("--html", metavar="FILE", help="write the page here (- : stdout)")
+    subs["report"].add_argument(
+        "--since",
+        type=_since_pair,
+        default=("7d", to_utc_iso("7d")),
+        metavar="7d|ISO-8601",
+        help="the event timeline's start (default: 7d)",
+    )
     return parser
 
 

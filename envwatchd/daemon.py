@@ -43,6 +43,8 @@ __all__ = ["Daemon", "run_daemon"]
 log = structlog.get_logger()
 
 INVALID_PARAMS = -32602
+_RETRY_MS = 2000.0
+"""After a failed pass (disk full, database locked) its marks are retried this much later."""
 
 
 class Daemon:
@@ -188,20 +190,27 @@ class Daemon:
         if self.watcher is not None:
             pending.unwatched = dict(self.watcher.failed)
             self._unwatched_reported = set(pending.unwatched)
-        waited = self.loop.time() - (self._first_mark or self.loop.time())
-        force = waited * 1000 >= self.config.watch.max_settle_ms
+        if pending.full and self.watcher is not None:
+            # re-arm BEFORE the rescan: an overflow while it runs must mark a new one
+            self.watcher.overflow_handled()
+        first = self._first_mark if self._first_mark is not None else self.loop.time()
+        force = (self.loop.time() - first) * 1000 >= self.config.watch.max_settle_ms
         self._first_mark = None
         try:
             outcome: Outcome = await self._in_worker(self.worker.apply, pending, force)
         except Exception:
             log.exception("work.failed")
-            outcome = Outcome()
+            self.pending.merge(pending)
+            self._busy = False
+            self._arm(_RETRY_MS)
+            return
         self._publish(outcome)
-        if pending.full and self.watcher is not None:
-            self.watcher.overflow_handled()
         self._busy = False
         if outcome.deferred:
             self.pending.sites |= outcome.deferred
+            # Keep the first mark's clock: a `~` stash that never goes away (a killed
+            # pip) must not defer the site forever; max_settle forces it through.
+            self._first_mark = first if self._first_mark is None else min(first, self._first_mark)
             self._arm()
         elif self._again or self.pending:
             self._again = False

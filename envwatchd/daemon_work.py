@@ -71,6 +71,16 @@ class Pending:
         else:
             self.rediscover = True
 
+    def merge(self, other: Pending) -> None:
+        """Fold marks back in (a pass that failed must be retried, not forgotten)."""
+        self.sites |= other.sites
+        self.conda |= other.conda
+        self.pkgs |= other.pkgs
+        self.dbs |= other.dbs
+        self.rediscover |= other.rediscover
+        self.full |= other.full
+        self.walk |= other.walk
+
     def __bool__(self) -> bool:
         return bool(
             self.sites or self.conda or self.pkgs or self.dbs or self.rediscover or self.full

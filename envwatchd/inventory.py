@@ -33,7 +33,7 @@ from envwatchd.model import (
     canonicalize,
 )
 from envwatchd.precedence import with_imported_by
-from envwatchd.snapshot import Owners, SiteSnapshot, guess_project, scan_site
+from envwatchd.snapshot import Owners, SiteSnapshot, project_of, scan_site
 
 __all__ = ["Scanner"]
 
@@ -231,7 +231,7 @@ class Scanner:
                     Claim(
                         manager,
                         package,
-                        canonicalize(guess_project(owner)),
+                        canonicalize(project_of(owner, tops)),
                         version,
                         ref,
                         site,

@@ -25,6 +25,7 @@ lazily, so a daemon nobody asks for metrics never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import tempfile
@@ -190,8 +191,6 @@ def write_textfile(path: str, text: str) -> None:
             os.fchmod(fh.fileno(), 0o644)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise

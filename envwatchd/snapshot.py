@@ -10,16 +10,19 @@ problem, never an exception.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from envwatchd.formats import RawDist, SiteEntry, classify, is_pth_name
 from envwatchd.formats.conda_meta import CondaRecord
+from envwatchd.formats.dist_info import split_name
 from envwatchd.formats.dpkg import DpkgDb
+from envwatchd.formats.egg_info import split_egg_name
 from envwatchd.formats.pth import PthFile, parse_pth
 from envwatchd.inference import Claimant, infer
 from envwatchd.model import Claim, Copy, Env, Format, Manager, Problem, canonicalize, owner_label
 
-__all__ = ["Owners", "SiteSnapshot", "guess_project", "scan_site"]
+__all__ = ["Owners", "SiteSnapshot", "guess_project", "project_of", "scan_site"]
 
 
 @dataclass(slots=True)
@@ -214,7 +217,7 @@ def _claims(
             Claim(
                 manager=manager,
                 package=owner.split(":", 1)[1],
-                name=project or canonicalize(guess_project(owner)),
+                name=project or canonicalize(project_of(owner, claimed)),
                 version=version,
                 env=env.ref,
                 site=site,
@@ -224,6 +227,20 @@ def _claims(
             )
         )
     return tuple(out)
+
+
+def project_of(owner: str, entries: Iterable[str]) -> str:
+    """The project a record is about: its metadata entry names it best
+    (python3-yaml ships PyYAML-6.0.egg-info), else a guess from the package name."""
+    for entry in sorted(entries):
+        base = os.path.basename(entry)
+        if base.endswith(".dist-info"):
+            split = split_name(base[: -len(".dist-info")])
+            if split:
+                return split[0]
+        elif base.endswith(".egg-info"):
+            return split_egg_name(base[: -len(".egg-info")])[0]
+    return guess_project(owner)
 
 
 def guess_project(owner: str) -> str:

@@ -5,7 +5,8 @@ the PARENTS where new trees appear: the known homes (conda envs/, pipx and
 uv venv homes, pyenv versions/, ...), each env's `lib/` (a new pythonX.Y)
 and, for every site dir an interpreter would search but which does not exist
 yet (the user site before the first `pip install --user`), its deepest
-existing ancestor.
+existing ancestor. Subdirs of env homes that are not envs yet are watched too:
+conda, uv and virtualenv create the prefix before its marker file.
 """
 
 from __future__ import annotations

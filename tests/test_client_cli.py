@@ -113,6 +113,9 @@ def test_commands_are_the_contract_list() -> None:
         "conflicts",
         "watch",
         "rescan",
+        "metrics",
+        "sbom",
+        "report",
     ]
 
 

@@ -199,3 +199,11 @@ def test_same_project_in_two_interpreters_is_fine(fake: FakeMachine) -> None:
     for v, ver in (("a", "1.0"), ("b", "2.0")):
         b.dist_info(fake.home / f".virtualenvs/{v}/lib/python3.11/site-packages", "attrs", ver)
     assert conflicts(fake) == []
+
+
+def test_orphaned_record_is_named_after_its_metadata(fake: FakeMachine) -> None:
+    """python3-yaml ships PyYAML-6.0.egg-info: the orphan is `pyyaml`, not `yaml`."""
+    files = b.deb_python_files("PyYAML", "6.0", package="python3-yaml")
+    b.dpkg_admin(fake.root, [b.DebPkg("python3-yaml", "6.0-3", files)], payload=False)
+    (found,) = conflicts(fake)
+    assert (found.kind, found.name) == (K.ORPHANED_RECORD, "pyyaml")

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,10 @@ def test_every_event_kind_with_real_pip(box: Box, start: Start) -> None:
         assert event["origin"] == "live"
         assert event["site"] == str(box.site(prefix))
         assert event.keys() >= EVENT_KEYS
+        if kind != "uninstall":  # pip's last write (RECORD) -> the event's commit time
+            written = (Path(event["path"]) / "RECORD").stat().st_mtime
+            committed = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+            metric(f"record_to_event_s.{kind}", committed.timestamp() - written)
         seen.append(event)
     ids = [e["id"] for e in seen]
     assert ids == sorted(set(ids))
@@ -191,6 +196,23 @@ def test_user_site_created_live(box: Box, start: Start) -> None:
     assert [e["site_dirs"] for e in user] == [[str(site)]]
     assert d.status()["trees_watched"] >= 1
     assert str(site) in {c["site"] for c in d.packages()}
+
+
+def test_stale_pip_stash_delays_but_never_blocks(tmp_path: Path, start: Start) -> None:
+    """A `~` stash left by a killed pip defers a site at most max_settle, not forever."""
+    box = Box(tmp_path / "stash", max_settle_ms=1000)
+    prefix = box.home / ".virtualenvs" / "stash"
+    py = box.venv(prefix)
+    (box.site(prefix) / "~ld-1.0.dist-info").mkdir(parents=True)
+    d = start(box)
+    exited = box.install(py, box.wheel("after", "1.0"))
+    (event,) = d.wait_events(1, timeout=10)
+    assert (event["kind"], event["name"]) == ("install", "after")
+    metric("latency_s.stale-stash", time.monotonic() - exited)
+    passes = len(d.logs("settle.completed"))
+    wait_quiet(d, 1.0)
+    assert len(d.logs("settle.completed")) - passes <= 1, "the daemon keeps re-deferring"
+    assert d.call("rescan")["packages"] == 1
 
 
 # --------------------------------------------------------------------------- 4
@@ -400,8 +422,12 @@ def test_queue_overflow_rescans_and_loses_nothing(
 
 
 @pytest.fixture
-def watch_limit() -> Iterator[Callable[[int], None]]:
-    """Set max_user_watches to root's current usage + n (restored afterwards)."""
+def watch_limit() -> Iterator[Callable[[int, int], None]]:
+    """Set max_user_watches to a uid's current usage + n (restored afterwards).
+
+    The daemon runs as a uid of its own: root's usage moves under our feet (other
+    tests' watchers being collected), a fresh uid's is exactly what we count.
+    """
     knob = Path("/proc/sys/fs/inotify/max_user_watches")
     old = knob.read_text().strip()
     try:
@@ -409,8 +435,8 @@ def watch_limit() -> Iterator[Callable[[int], None]]:
     except OSError as exc:
         pytest.skip(f"cannot change {knob}: {exc}")
 
-    def limit(n: int) -> None:
-        knob.write_text(str(inotify_watches_of_uid(os.getuid()) + n))
+    def limit(uid: int, n: int) -> None:
+        knob.write_text(str(inotify_watches_of_uid(uid) + n))
 
     try:
         yield limit
@@ -420,16 +446,20 @@ def watch_limit() -> Iterator[Callable[[int], None]]:
 
 @pytest.mark.slow
 def test_watch_limit_degrades_to_periodic_rescan(
-    tmp_path: Path, start: Start, watch_limit: Callable[[int], None]
+    world_tmp: Path,
+    perm_user: pwd.struct_passwd,
+    start: Start,
+    watch_limit: Callable[[int, int], None],
 ) -> None:
     """Past max_user_watches: listed as unwatched, warning conflict, caught by the rescan."""
-    box = Box(tmp_path / "lim", rescan_unwatched_s=5)
+    box = Box(world_tmp, rescan_unwatched_s=5)
     pythons = {}
     for i in range(6):
         prefix = box.home / ".virtualenvs" / f"lim{i}"
         pythons[str(box.site(prefix))] = box.venv(prefix)
-    watch_limit(3)
-    d = start(box)
+    chown(world_tmp, perm_user)
+    watch_limit(perm_user.pw_uid, 3)
+    d = start(box, preexec=as_user(perm_user))
     status = d.status()
     assert status["unwatched"], status
     assert status["watches"] <= 3
@@ -441,6 +471,7 @@ def test_watch_limit_degrades_to_periodic_rescan(
     )  # fmt: skip
     assert {c["severity"] for c in conflicts} == {"warning"}
     assert set(status["unwatched"]) == {c["name"] for c in conflicts}
+    assert any("max_user_watches" in r for c in conflicts for r in c["remedy"])
     assert d.logs("watch.failed")
     target = unwatched_sites[0]
     exited = box.install(pythons[target], box.wheel("late", "1.0"))
@@ -478,6 +509,15 @@ def world_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def as_user(pw: pwd.struct_passwd) -> list[str]:
+    """Run as that uid with no capabilities (root would bypass every permission)."""
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+
+
+def chown(path: Path, pw: pwd.struct_passwd) -> None:
+    subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(path)], check=True)
+
+
 def test_permission_denied_tree_is_reported_and_the_rest_served(
     world_tmp: Path, perm_user: pwd.struct_passwd, start: Start
 ) -> None:
@@ -488,12 +528,10 @@ def test_permission_denied_tree_is_reported_and_the_rest_served(
     py = box.venv(box.home / ".virtualenvs" / "open")
     locked = box.home / ".virtualenvs" / "locked"
     box.venv(locked)
-    subprocess.run(["chown", "-R", f"{perm_user.pw_uid}:{perm_user.pw_gid}", world_tmp], check=True)
+    chown(world_tmp, perm_user)
     closed.chmod(0)
     locked.chmod(0)
-    preexec = ["setpriv", f"--reuid={perm_user.pw_uid}", f"--regid={perm_user.pw_gid}",
-               "--clear-groups"]  # fmt: skip
-    d = start(box, preexec=preexec)
+    d = start(box, preexec=as_user(perm_user))
     warnings = [r for r in d.logs() if r.get("level") == "warning"]
     for path in (closed, locked):
         assert [r for r in warnings if r.get("path") == str(path)], d.tail()

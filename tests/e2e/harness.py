@@ -9,7 +9,6 @@ story goes through what the daemon answers over its socket, never its internals.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests import realtools
-from tests.daemon_harness import PYVER, Box, DaemonProc, wait_for
+from tests.daemon_harness import PYVER, Box, DaemonProc, wait_for, wait_quiet
 
 __all__ = [
     "BIN",
@@ -114,6 +113,23 @@ class Story:
             self.mark = max(e["id"] for e in events)
         return events
 
+    def step_dpkg(self, action: Callable[[], object], **expect: Any) -> dict[str, Any]:
+        """`one` for a dpkg transaction, tolerating the known extra same-version
+        `replace` apt->apt that follows when a pass ran before dpkg wrote its status
+        (test_dpkg.py::test_one_dpkg_install_is_one_event pins that bug)."""
+        action()
+        wait_for(
+            lambda: [e for e in self.d.events() if e["id"] > self.mark], 20.0, what="a dpkg event"
+        )
+        wait_quiet(self.d, max(0.6, 6 * self.box.settle_ms / 1000))
+        events = [e for e in self.d.events() if e["id"] > self.mark]
+        first, rest = events[0], events[1:]
+        assert all(_db_caught_up(first, e) for e in rest), events
+        self.mark = max(e["id"] for e in events)
+        got = {k: (first["env"]["kind"] if k == "env" else first[k]) for k in expect}
+        assert got == expect, json.dumps(first, indent=1)
+        return first
+
     def one(self, action: Callable[[], object], **expect: Any) -> dict[str, Any]:
         """A step that makes exactly one event, checked field by field (env: its kind)."""
         (event,) = self.step(action, 1)
@@ -152,6 +168,15 @@ class Story:
         return copy
 
 
+def _db_caught_up(first: Mapping[str, Any], later: Mapping[str, Any]) -> bool:
+    return (
+        later["kind"] == "replace"
+        and later["name"] == first["name"]
+        and later["version"] == later["previous_version"] == first["version"]
+        and later["manager"] == later["previous_manager"] == "apt"
+    )
+
+
 def run_shell(command: str, env: Mapping[str, str]) -> None:
     """Run a remedy line as a user would type it (sudo dropped: the box is ours)."""
     if command.startswith("sudo "):
@@ -159,8 +184,10 @@ def run_shell(command: str, env: Mapping[str, str]) -> None:
     realtools.run(["sh", "-c", command], env=dict(env))
 
 
-def tree_has(path: Path, rel: str) -> bool:
-    return os.path.lexists(path / rel)
+def warnings_or_worse(conflicts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(kind, name) of the conflicts that count (info advisories such as an
+    unused-pkgs-cache do not, as for `envwatch conflicts`' exit code)."""
+    return [(c["kind"], c["name"]) for c in conflicts if c["severity"] != "info"]
 
 
-__all__ += ["run_shell", "tree_has"]
+__all__ += ["run_shell", "warnings_or_worse"]

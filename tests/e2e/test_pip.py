@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests import realtools
 from tests.builders import make_wheel
 from tests.daemon_harness import PYVER
-from tests.e2e.harness import E2EBox, Story, envwatch, pip_outer, pip_uninstall_on_path, setuptools_wheels
+from tests.e2e.harness import (
+    E2EBox,
+    Story,
+    envwatch,
+    pip_outer,
+    pip_uninstall_on_path,
+    run_shell,
+    setuptools_wheels,
+)
 
 NAME = "tinypkg"
 
@@ -36,22 +46,51 @@ def test_pip_in_a_venv_install_upgrade_downgrade_reinstall_uninstall(start_story
     s: Story = start_story(prepare)
     box, py = s.box, venv / "bin" / "python"
     found = links(box, "1.0", "2.0")
-    s.one(lambda: box.install(py, found / f"{NAME}-1.0-py3-none-any.whl"), kind="install",
-          name=NAME, version="1.0", manager="pip", env="venv")
-    s.one(lambda: box.install(py, "--find-links", found, f"{NAME}==2.0"), kind="upgrade",
-          version="2.0", previous_version="1.0", manager="pip", previous_manager="pip")
-    s.one(lambda: box.install(py, "--find-links", found, f"{NAME}==1.0"), kind="downgrade",
-          version="1.0", previous_version="2.0")
+    s.one(
+        lambda: box.install(py, found / f"{NAME}-1.0-py3-none-any.whl"),
+        kind="install",
+        name=NAME,
+        version="1.0",
+        manager="pip",
+        env="venv",
+    )
+    s.one(
+        lambda: box.install(py, "--find-links", found, f"{NAME}==2.0"),
+        kind="upgrade",
+        version="2.0",
+        previous_version="1.0",
+        manager="pip",
+        previous_manager="pip",
+    )
+    s.one(
+        lambda: box.install(py, "--find-links", found, f"{NAME}==1.0"),
+        kind="downgrade",
+        version="1.0",
+        previous_version="2.0",
+    )
     s.one(
         lambda: box.install(py, "--find-links", found, "--force-reinstall", f"{NAME}==1.0"),
-        kind="replace", version="1.0", previous_version="1.0", manager="pip",
+        kind="replace",
+        version="1.0",
+        previous_version="1.0",
+        manager="pip",
     )
-    s.one(lambda: box.uninstall(py, NAME), kind="uninstall", version=None,
-          previous_version="1.0", previous_manager="pip")
+    s.one(
+        lambda: box.uninstall(py, NAME),
+        kind="uninstall",
+        version=None,
+        previous_version="1.0",
+        previous_manager="pip",
+    )
 
     events = envwatch(box, "events", "--package", NAME)
-    assert [e["kind"] for e in events] == ["install", "upgrade", "downgrade", "replace",
-                                            "uninstall"]
+    assert [e["kind"] for e in events] == [
+        "install",
+        "upgrade",
+        "downgrade",
+        "replace",
+        "uninstall",
+    ]
     assert {e["env"]["prefix"] for e in events} == {str(venv)}
     assert {e["origin"] for e in events} == {"live"}
     assert envwatch(box, "where", NAME)["copies"] == []
@@ -64,8 +103,12 @@ def test_pip_user_lands_in_the_user_env_and_every_interpreter_sees_it(start_stor
     box = s.box
     base = realtools.base_python()
     wheel = box.wheel(NAME, "1.0")
-    event = s.one(lambda: realtools.pip_user_install(base, box.user_base, wheel, env=box.tools),
-                  kind="install", manager="pip", env="user")
+    event = s.one(
+        lambda: realtools.pip_user_install(base, box.user_base, wheel, env=box.tools),
+        kind="install",
+        manager="pip",
+        env="user",
+    )
     assert event["site"] == str(box.user_site)
 
     where = envwatch(box, "where", NAME)
@@ -76,12 +119,15 @@ def test_pip_user_lands_in_the_user_env_and_every_interpreter_sees_it(start_stor
     assert by_exe[system_python]["imported"] == copy["path"]
 
     env = box.env_with(PYTHONUSERBASE=str(box.user_base))
-    s.one(lambda: realtools.run([base, "-m", "pip", "uninstall", "-y", NAME], env=env),
-          kind="uninstall", previous_manager="pip", env="user")
+    s.one(
+        lambda: realtools.run([base, "-m", "pip", "uninstall", "-y", NAME], env=env),
+        kind="uninstall",
+        previous_manager="pip",
+        env="user",
+    )
 
 
-def test_pip_target_and_prefix_dirs_listed_in_extra_site_dirs(tmp_path: Path,
-                                                              start_story) -> None:
+def test_pip_target_and_prefix_dirs_listed_in_extra_site_dirs(tmp_path: Path, start_story) -> None:
     """`pip --target DIR` and `pip --prefix P`: seen once the config lists them
     (kind "other"); --upgrade replaces, PYTHONPATH=site pip uninstall removes."""
     target = tmp_path / "home" / "vendor"
@@ -95,16 +141,49 @@ def test_pip_target_and_prefix_dirs_listed_in_extra_site_dirs(tmp_path: Path,
     s: Story = start_story(prepare, extra_site_dirs=[str(target), str(psite)])
     box = s.box
     w1, w2 = box.wheel(NAME, "1.0"), box.wheel(NAME, "2.0")
-    t = s.one(lambda: pip_outer("install", "--no-index", "--target", target, w1, env=box.tools),
-              kind="install", manager="pip", env="other")
+    t = s.one(
+        lambda: pip_outer("install", "--no-index", "--target", target, w1, env=box.tools),
+        kind="install",
+        manager="pip",
+        env="other",
+    )
     assert t["site"] == str(target)
-    s.one(lambda: pip_outer("install", "--no-index", "--target", target, "--upgrade", w2,
-                            env=box.tools),
-          kind="upgrade", version="2.0", previous_version="1.0", env="other")
-    p = s.one(lambda: pip_outer("install", "--no-index", "--prefix", prefix, w1, env=box.tools),
-              kind="install", manager="pip", env="other")
+    s.one(
+        lambda: pip_outer(
+            "install", "--no-index", "--target", target, "--upgrade", w2, env=box.tools
+        ),
+        kind="upgrade",
+        version="2.0",
+        previous_version="1.0",
+        env="other",
+    )
+    # pip --target --upgrade moves the new dist-info in but leaves tinypkg-1.0.dist-info
+    # behind: two metadata dirs for one project in one dir, which the daemon must say.
+    mixed = s.wait_conflict("mixed-metadata", NAME)
+    assert sorted(c["version"] for c in mixed["copies"]) == ["1.0", "2.0"]
+    (rm_stale,) = [r for r in mixed["remedy"] if r.startswith("rm ")]
+    assert rm_stale.endswith(f"{NAME}-1.0.dist-info"), mixed["remedy"]
+    # diff.py's documented rule: a stale metadata entry going away is a `replace`
+    s.one(
+        lambda: run_shell(rm_stale, box.tools),
+        kind="replace",
+        version="2.0",
+        previous_version="2.0",
+    )
+    assert s.wait_conflict("mixed-metadata", NAME, resolved=True)["id"] == mixed["id"]
+    p = s.one(
+        lambda: pip_outer("install", "--no-index", "--prefix", prefix, w1, env=box.tools),
+        kind="install",
+        manager="pip",
+        env="other",
+    )
     assert p["site"] == str(psite)
-    s.one(lambda: pip_uninstall_on_path(psite, NAME, box.tools), kind="uninstall", previous_version="1.0", env="other")
+    s.one(
+        lambda: pip_uninstall_on_path(psite, NAME, box.tools),
+        kind="uninstall",
+        previous_version="1.0",
+        env="other",
+    )
     assert [c["site"] for c in s.copies(NAME)] == [str(target)]
 
 
@@ -139,11 +218,44 @@ def test_pip_editable_install_is_format_editable(start_story) -> None:
     (proj / "tinyed" / "__init__.py").write_text("X = 1\n")
     (proj / "pyproject.toml").write_text(PYPROJECT)
     event = s.one(
-        lambda: box.install(venv / "bin" / "python", "--find-links", setuptools_wheels(),
-                            "-e", proj),
-        kind="install", name="tinyed", version="0.1", manager="pip", env="venv",
+        lambda: box.install(
+            venv / "bin" / "python", "--find-links", setuptools_wheels(), "-e", proj
+        ),
+        kind="install",
+        name="tinyed",
+        version="0.1",
+        manager="pip",
+        env="venv",
     )
     (copy,) = envwatch(box, "where", "tinyed")["copies"]
     assert copy["format"] == "editable", copy
     assert copy["path"] == event["path"]
     assert copy["imported_by"] == [str(venv / "bin" / "python")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: conflicts/_common.py Facts.reinstall -> remedy.pip_install gives a copy in "
+    "a `pip --target` dir (extra_site_dirs, env kind other, no interpreter) a plain "
+    "`python3 -m pip install --force-reinstall`, which writes into python3's own "
+    "site-packages, not the --target dir",
+)
+def test_remedy_for_a_target_dir_reinstalls_into_that_dir(tmp_path: Path, start_story) -> None:
+    """The mixed-metadata remedy after `pip --target --upgrade` must act on DIR."""
+    target = tmp_path / "home" / "vendor"
+    s: Story = start_story(lambda box: target.mkdir(parents=True), extra_site_dirs=[str(target)])
+    box = s.box
+    for ver in ("1.0", "2.0"):
+        pip_outer(
+            "install",
+            "--no-index",
+            "--target",
+            target,
+            "--upgrade",
+            box.wheel(NAME, ver),
+            env=box.tools,
+        )
+    mixed = s.wait_conflict("mixed-metadata", NAME)
+    pip_lines = [r for r in mixed["remedy"] if " pip " in r]
+    assert pip_lines, mixed["remedy"]
+    assert all(f"--target {target}" in r for r in pip_lines), pip_lines
