@@ -18,16 +18,28 @@ MAX_SMALL = 1 << 20
 def read_text(path: str, limit: int = MAX_SMALL) -> str:
     """Read at most `limit` bytes of a regular file as text (invalid UTF-8 replaced).
 
-    Raises OSError for missing, unreadable or non-regular files.
+    The buffer is sized from fstat, never from `limit`: os.read(fd, n) allocates n
+    bytes up front, and a 64 MiB allowance per conda record would mmap/munmap
+    64 MiB thousands of times per scan. Raises OSError for missing, unreadable or
+    non-regular files.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(f"not a regular file: {path}")
-        data = os.read(fd, limit)
+        chunks: list[bytes] = []
+        total, want = 0, min(limit, st.st_size + 1)
+        while total < limit:
+            data = os.read(fd, min(want, limit - total))
+            if not data:
+                break
+            chunks.append(data)
+            total += len(data)
+            want = 1 << 16  # the file grew while we read: continue in bounded steps
     finally:
         os.close(fd)
-    return data.decode("utf-8", errors="replace")
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def first_line(text: str) -> str | None:
