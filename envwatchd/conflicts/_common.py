@@ -65,7 +65,7 @@ class Facts:
     @classmethod
     def build(cls, inv: Inventory) -> Facts:
         multi = multi_copy_names(inv)
-        resolutions = shadowing(inv, multi)
+        resolutions = shadowing(inv, multi, shadowed_only=True)
         winner_for: dict[tuple[str, str], list[Interpreter]] = defaultdict(list)
         for per_interp in resolutions.values():
             for res in per_interp:

@@ -18,7 +18,6 @@ remedy removes the intruder and reinstalls the owner instead.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 
 from envwatchd import remedy
 from envwatchd.conflicts._common import Facts, RuleContext, describe, make_key
@@ -36,17 +35,22 @@ from envwatchd.precedence import version_key
 
 __all__ = ["check", "metadata_groups"]
 
-_METADATA = frozenset({Format.DIST_INFO, Format.EGG_INFO})
 _FORMAT_RANK = {Format.DIST_INFO: 0, Format.EGG_INFO: 1}
 
 
 def metadata_groups(inv: Inventory) -> dict[tuple[str, NormalizedName], list[Copy]]:
     """(site, name) -> the dist-info/egg-info entries sitting directly in that site."""
-    out: dict[tuple[str, NormalizedName], list[Copy]] = defaultdict(list)
-    for copy in inv.copies:
-        in_site = copy.format in _METADATA and copy.import_path is None
-        if in_site and copy.env.kind is not EnvKind.CONDA_PKGS:
-            out[(copy.site, copy.name)].append(copy)
+    out: dict[tuple[str, NormalizedName], list[Copy]] = {}
+    dist, egg, cache = Format.DIST_INFO, Format.EGG_INFO, EnvKind.CONDA_PKGS
+    for copy in inv.copies:  # identity tests: an Enum in a set hashes in Python code
+        fmt = copy.format
+        if (fmt is dist or fmt is egg) and copy.import_path is None and copy.env.kind is not cache:
+            key = (copy.site, copy.name)
+            group = out.get(key)
+            if group is None:
+                out[key] = [copy]
+            else:
+                group.append(copy)
     return out
 
 
