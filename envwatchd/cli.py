@@ -98,20 +98,27 @@ def _scan(args: argparse.Namespace, config: Any) -> int:
         log.warning("scan.problem", path=problem.path, message=problem.message)
     conflicts = evaluate(inv, RuleContext(read_files=read_files))
     if args.json:
-        doc = {
-            "envs": [
-                e.to_json(sum(1 for c in inv.copies if c.env.prefix == e.prefix)) for e in inv.envs
-            ],
-            "copies": [c.to_json() for c in inv.copies],
-            "conflicts": [c.to_json() for c in conflicts],
-        }
-        sys.stdout.write(json.dumps(doc) + "\n")  # no indent: keeps the C encoder
+        _write_json(inv, conflicts)
     else:
         from envwatchd.render import render_scan
 
         sys.stdout.write(render_scan(inv, conflicts, color=_color()))
     serious = any(c.severity.rank >= Severity.WARNING.rank for c in conflicts)
     return 1 if serious else 0
+
+
+def _write_json(inv: Any, conflicts: Any) -> None:
+    """One JSON document, streamed copy by copy: 20,000 copies never exist twice in
+    memory (as dicts and as one big string). No indent: keeps json's C encoder."""
+    from collections import Counter
+
+    counts = Counter(c.env.prefix for c in inv.copies)
+    out = sys.stdout
+    out.write('{"envs": ' + json.dumps([e.to_json(counts[e.prefix]) for e in inv.envs]))
+    out.write(', "copies": [')
+    for i, copy in enumerate(inv.copies):
+        out.write((", " if i else "") + json.dumps(copy.to_json()))
+    out.write('], "conflicts": ' + json.dumps([c.to_json() for c in conflicts]) + "}\n")
 
 
 def _color() -> bool:
