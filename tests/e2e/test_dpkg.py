@@ -15,7 +15,14 @@ import pytest
 from tests import realtools
 from tests.builders import deb_python_files, make_wheel
 from tests.daemon_harness import PYVER
-from tests.e2e.harness import E2EBox, Story, envwatch, pip_outer, pip_uninstall_on_path
+from tests.e2e.harness import (
+    E2EBox,
+    Story,
+    envwatch,
+    pip_outer,
+    pip_uninstall_on_path,
+    run_shell,
+)
 
 NAME = "tinydeb"
 PKG = "python3-tinydeb"
@@ -102,11 +109,10 @@ def test_dpkg_install_pip_uninstall_reinstall_upgrade_remove(start_story) -> Non
     assert envwatch(box, "conflicts") == []
 
 
-def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
-    """`pip install --target /usr/lib/python3/dist-packages --upgrade` of a newer wheel
-    over apt's 1.0: pip replaces the module dir apt owns and adds its own dist-info
-    beside apt's (pip --target never removes the old dist-info)."""
-    s: Story = start_story()
+def pip_over_dpkg(s: Story) -> Path:
+    """apt's tinydeb 1.0, then `pip install --target <dist-packages> --upgrade` of 2.0:
+    pip replaces the module dir apt owns and adds its dist-info beside apt's (pip
+    --target never removes the old dist-info). Returns apt's 1.0 .deb."""
     box, site = s.box, s.box.dist_packages
     d1 = deb(box, "1.0")
     s.step_dpkg(lambda: realtools.dpkg_install(box.root, d1), kind="install", manager="apt")
@@ -123,8 +129,17 @@ def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
         env="system",
     )
     assert (site / f"{NAME}-1.0.dist-info").is_dir()
-    # The daemon calls it mixed-metadata (warning): apt's dist-info is still there, so
-    # the foreign-overwrite rule leaves it to mixed-metadata (see the xfail below).
+    assert (site / NAME / "__init__.py").read_text() == "__version__ = '2.0'\n"
+    return d1
+
+
+def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
+    """What the daemon says of pip over apt, and the repair it proposes."""
+    s: Story = start_story()
+    box, site = s.box, s.box.dist_packages
+    d1 = pip_over_dpkg(s)
+    # mixed-metadata (warning): apt's dist-info is still there, so the foreign-overwrite
+    # rule leaves it to mixed-metadata (see the SPEC GAP xfail below)
     mixed = s.wait_conflict("mixed-metadata", NAME)
     assert mixed["severity"] == "warning"
     assert [(c["version"], c["manager"]) for c in mixed["copies"]] == [
@@ -134,31 +149,42 @@ def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
     assert s.open_kinds(NAME) == {"mixed-metadata"}
     uninstall_pip, reinstall_apt = mixed["remedy"]
     assert "-m pip uninstall tinydeb" in uninstall_pip
-    assert uninstall_pip.endswith(f"removes {site}/{NAME}-2.0.dist-info")
     assert reinstall_apt == f"sudo apt-get install --reinstall {PKG}"
 
-    # follow the remedy: sudo pip uninstall (the fake root has no python3.11 binary:
-    # the base python with PYTHONPATH=dist-packages stands in), then apt's reinstall
+    # repair: remove pip's dist-info exactly (which of two same-named dist-infos
+    # `pip uninstall` takes is readdir order: see the remedy xfail), then apt's reinstall
+    # rewrites apt's module
+    stray = site / f"{NAME}-2.0.dist-info"
     s.one(
-        lambda: pip_uninstall_on_path(site, NAME, box.tools),
+        lambda: run_shell(f"rm -r {stray}", box.tools),
         kind="downgrade",
         version="1.0",
         previous_version="2.0",
         manager="apt",
         previous_manager="pip",
     )
-    assert not (site / f"{NAME}-2.0.dist-info").exists()
-    assert (site / f"{NAME}-1.0.dist-info").is_dir()
-    # pip's RECORD listed tinydeb/__init__.py too: apt's module went with it
-    assert not (site / NAME).exists()
     s.wait_conflict("mixed-metadata", NAME, resolved=True)
-    orphan = s.wait_conflict("orphaned-record", NAME)
-    assert orphan["remedy"] == [f"sudo apt-get install --reinstall {PKG}"]
     # same version, same dist-info dir: dpkg's reinstall is no event, only a repair
     s.step(lambda: realtools.dpkg_install(box.root, d1), 0)
-    s.wait_conflict("orphaned-record", NAME, resolved=True)
-    assert envwatch(box, "conflicts") == []
     assert (site / NAME / "__init__.py").read_text() == "__version__ = '1.0'\n"
+    assert envwatch(box, "conflicts") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: conflicts/_common.py Facts.uninstall notes `pip uninstall tinydeb  # removes "
+    "<site>/tinydeb-2.0.dist-info` as exact, but with two tinydeb metadata dirs in one site "
+    "pip takes the first in os.listdir order (hash order on ext4): it may remove apt's "
+    "1.0 dist-info and, by Debian's RECORD, apt's files",
+)
+def test_mixed_metadata_remedy_does_not_bet_on_pips_pick(start_story) -> None:
+    """A remedy line must be true whatever the directory order."""
+    s: Story = start_story()
+    pip_over_dpkg(s)
+    mixed = s.wait_conflict("mixed-metadata", NAME)
+    stray = f"{s.box.dist_packages}/{NAME}-2.0.dist-info"
+    exact = [r for r in mixed["remedy"] if "pip uninstall" in r and r.endswith(f"removes {stray}")]
+    assert exact == [], mixed["remedy"]
 
 
 @pytest.mark.xfail(
@@ -171,15 +197,7 @@ def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
 def test_pip_target_over_dpkg_is_a_foreign_overwrite(start_story) -> None:
     """Contract §4: files a manager's database owns, replaced by another manager."""
     s: Story = start_story()
-    box, site = s.box, s.box.dist_packages
-    s.step_dpkg(lambda: realtools.dpkg_install(box.root, deb(box, "1.0")), kind="install")
-    wheel = make_wheel(box.wheels / "w2", NAME, "2.0")
-    s.one(
-        lambda: pip_outer(
-            "install", "--no-index", "--target", site, "--upgrade", wheel, env=box.tools
-        ),
-        kind="upgrade",
-    )
+    pip_over_dpkg(s)
     overwrite = s.wait_conflict("foreign-overwrite", NAME, timeout=3)
     assert overwrite["severity"] == "error"
 
