@@ -107,6 +107,7 @@ class Worker:
         self.pkgs_prefixes: frozenset[str] = frozenset()
         self.last_scan_ms = 0.0
         self.rules = RuleContext(read_files=read_files)
+        self.busy_since: dict[str, float] = {}
         self._problems_logged: set[tuple[str, str]] = set()
 
     @property
@@ -196,6 +197,21 @@ class Worker:
             log.warning("scan.problem", path=path, message=message)
         self._problems_logged = current
 
+    def _stash_active(self, site: str, busy: bool, now: float) -> bool:
+        """pip's `~` stash means a transaction is running, unless it outlived
+        max_settle: then it is the leftover of a killed pip and must not delay
+        every later change in that site."""
+        if not busy:
+            self.busy_since.pop(site, None)
+            return False
+        first = self.busy_since.setdefault(site, now)
+        if now - first <= self.config.watch.max_settle_ms / 1000:
+            return True
+        if first != -1.0:
+            log.warning("settle.stale_stash", site=site, since_s=round(now - first, 1))
+            self.busy_since[site] = -1.0  # warned once; from now on ignored
+        return False
+
     def _in_progress(self, sites: Iterable[str]) -> set[str]:
         out: set[str] = set()
         now = time.time()
@@ -204,7 +220,7 @@ class Worker:
             if snap is None:
                 continue
             known = {c.path for c in self.committed.get(site, ())}
-            if snap.busy or any(
+            if self._stash_active(site, snap.busy, now) or any(
                 _fresh_incomplete(c, now) for c in snap.copies if c.path not in known
             ):
                 out.add(site)

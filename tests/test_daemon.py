@@ -213,6 +213,11 @@ def test_stale_pip_stash_delays_but_never_blocks(tmp_path: Path, start: Start) -
     wait_quiet(d, 1.0)
     assert len(d.logs("settle.completed")) - passes <= 1, "the daemon keeps re-deferring"
     assert d.call("rescan")["packages"] == 1
+    # once known to be stale, the stash no longer delays the next change at all
+    assert d.logs("settle.stale_stash")
+    exited = box.install(py, box.wheel("later", "1.0"))
+    (later,) = d.wait_events(1, after=event["id"], timeout=10, quiet=0.0)
+    assert later["name"] == "later" and time.monotonic() - exited < 0.9
 
 
 # --------------------------------------------------------------------------- 4

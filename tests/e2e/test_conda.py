@@ -19,6 +19,8 @@ from tests.e2e.rattler_tool import conda_package
 
 SP = "site-packages"
 
+pytestmark = pytest.mark.slow  # real package managers and a real daemon
+
 
 class Conda:
     """`conda install/remove` for one box: a channel, the base prefix, its pkgs cache.

@@ -27,6 +27,8 @@ from tests.e2e.harness import (
 NAME = "tinydeb"
 PKG = "python3-tinydeb"
 
+pytestmark = pytest.mark.slow  # real package managers and a real daemon
+
 
 def deb(box: E2EBox, version: str, *, postinst: str | None = None) -> Path:
     """python3-tinydeb_<version>-1_all.deb; `postinst` adds a maintainer script (every

@@ -25,6 +25,8 @@ from tests.e2e.harness import (
 
 NAME = "tinypkg"
 
+pytestmark = pytest.mark.slow  # real package managers and a real daemon
+
 
 def links(box: E2EBox, *versions: str) -> Path:
     """One --find-links dir holding a wheel per version."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests import realtools
 from tests.builders import make_wheel
 from tests.e2e.harness import BIN, E2EBox, Story, envwatch
 
 NAME = "tinypkg"
+
+pytestmark = pytest.mark.slow  # real package managers and a real daemon
 
 
 def uv_bin() -> str:
