@@ -106,7 +106,7 @@ def walk_for_envs(
             with os.scandir(path) as it:
                 entries = list(it)
         except OSError as exc:
-            if level == 0 and os.path.exists(path):
+            if os.path.lexists(path):  # an env below an unreadable dir is invisible: say so
                 problems.append(Problem(path, f"cannot search for environments: {exc.strerror}"))
             continue
         names = {e.name for e in entries}
