@@ -149,8 +149,14 @@ def pip_user_install(
 
 
 def find_uv() -> str | None:
-    """The uv binary: ``$ENVWATCHD_TEST_UV`` or PATH (uv is not a test dependency)."""
-    return os.environ.get("ENVWATCHD_TEST_UV") or shutil.which("uv")
+    """The uv binary: ``$ENVWATCHD_TEST_UV``, the test venv's own (uv is a test
+    dependency), or PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    return (
+        os.environ.get("ENVWATCHD_TEST_UV")
+        or (str(beside) if beside.exists() else None)
+        or (shutil.which("uv"))
+    )
 
 
 def uv_pip_install(

@@ -158,3 +158,46 @@ def fake_root_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     root.mkdir()
     home.mkdir()
     return root, {"HOME": str(home), "PATH": os.environ["PATH"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[notify]\nmin_severity = 'loud'\n", "notify.min_severity"),
+        ("[watch]\nsettle_ms = -5\n", "watch.settle_ms"),
+        ("[discovery]\nsurch_dirs = []\n", "discovery.surch_dirs"),
+        ("not toml [", "config.toml"),
+    ],
+)
+def test_bad_config_is_one_message_and_exit_2(tmp_path: Path, text: str, key: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"]}
+    for sub in ("scan", "run"):
+        out = subprocess.run(
+            [sys.executable, "-m", "envwatchd.cli", sub, "--config", str(cfg)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 2, out.stderr
+        assert key in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    """ENVWATCHD_CONFIG names the file when --config is not given."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[watch]\nsettle_ms = 'x'\n")
+    env = {"HOME": str(tmp_path), "PATH": os.environ["PATH"], "ENVWATCHD_CONFIG": str(cfg)}
+    out = subprocess.run(
+        [sys.executable, "-m", "envwatchd.cli", "scan"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2 and "watch.settle_ms" in out.stderr

@@ -25,6 +25,10 @@ def start_story(tmp_path: Path) -> Iterator[Callable[..., Story]]:
         proc = DaemonProc(box)
         procs.append(proc)
         proc.start()
+        starved = [e["path"] for e in proc.logs("watch.failed") if "limit" in e.get("reason", "")]
+        # fs.inotify.max_user_watches is host-wide: a concurrent run of
+        # tests/test_daemon.py lowers it for a while; no live event could arrive
+        assert not starved, f"inotify watch limit reached on the host, unwatched: {starved}"
         return Story(box, proc)
 
     yield start

@@ -1,0 +1,1 @@
+"""Randomized torture of a live `envwatchd run`: crashes, overflows, bad input."""
