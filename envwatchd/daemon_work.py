@@ -64,6 +64,7 @@ class Pending:
             self.sites.add(path)
         elif role is Role.CONDA_META:
             self.conda.add(os.path.dirname(path))
+            self.rediscover = True  # `conda install python=3.12` brings a new site dir
         elif role is Role.DPKG:
             self.dbs = True
         elif path in pkgs_prefixes:

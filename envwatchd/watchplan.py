@@ -2,10 +2,10 @@
 
 Each site dir and conda-meta dir, dpkg's admin dir, each pkgs cache, and
 the PARENTS where new trees appear: the known homes (conda envs/, pipx and
-uv venv homes, pyenv versions/, ...), each env's `lib/` (a new pythonX.Y)
-and, for every site dir an interpreter would search but which does not exist
-yet (the user site before the first `pip install --user`), its deepest
-existing ancestor. Subdirs of env homes that are not envs yet are watched too:
+uv venv homes, pyenv versions/, ...), the `lib/` of an env with no site dir
+yet (an empty conda env) and, for every site dir an interpreter would search
+but which does not exist yet (the user site before the first `pip install
+--user`), its deepest existing ancestor. Subdirs of env homes that are not envs yet are watched too:
 conda, uv and virtualenv create the prefix before its marker file.
 """
 
@@ -33,7 +33,8 @@ def plan(scanner: Scanner) -> dict[str, Role]:
             out[env.conda_meta] = Role.CONDA_META
         if env.kind is EnvKind.CONDA_PKGS:
             out[env.prefix] = Role.PARENT
-        elif env.kind in _SITE_KINDS_WITH_LIB:
+        elif env.kind in _SITE_KINDS_WITH_LIB and not env.site_dirs:
+            # no site dir yet (an empty conda env): watch where one will appear
             _parent(out, os.path.join(env.prefix, "lib"), (*bounds, env.prefix))
         for interp in env.interpreters:
             for path in interp.search_path:
