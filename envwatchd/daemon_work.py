@@ -198,6 +198,14 @@ class Worker:
             log.warning("scan.problem", path=path, message=message)
         self._problems_logged = current
 
+    def _dpkg_busy(self) -> bool:
+        """dpkg journals a running transaction in `updates/` and empties it at the end."""
+        updates = self.scanner.machine.roots("/var/lib/dpkg/updates")
+        try:
+            return any(not n.startswith(".") for n in os.listdir(updates))
+        except OSError:
+            return False
+
     def _stash_active(self, site: str, busy: bool, now: float) -> bool:
         """pip's `~` stash means a transaction is running, unless it outlived
         max_settle: then it is the leftover of a killed pip and must not delay
@@ -221,7 +229,8 @@ class Worker:
             if snap is None:
                 continue
             known = {c.path for c in self.committed.get(site, ())}
-            if self._stash_active(site, snap.busy, now) or any(
+            busy = snap.busy or (snap.env.kind is EnvKind.SYSTEM and self._dpkg_busy())
+            if self._stash_active(site, busy, now) or any(
                 _fresh_incomplete(c, now) for c in snap.copies if c.path not in known
             ):
                 out.add(site)
@@ -279,6 +288,8 @@ def _fresh_incomplete(copy: Copy, now: float) -> bool:
     """A dist-info pip/uv is still writing: no RECORD yet and created moments ago."""
     if copy.format not in (Format.DIST_INFO, Format.EDITABLE) or copy.owner:
         return False
+    if copy.manager is Manager.CONDA or copy.env.kind is EnvKind.CONDA_PKGS:
+        return False  # conda never writes RECORD: its dist-infos are complete as linked
     try:
         st = os.stat(copy.path)
     except OSError:

@@ -90,10 +90,20 @@ def pip_uninstall(python: str, name: str, *, sudo: bool = False, break_system: b
 
 
 def pip_install(
-    python: str, spec: str, *, sudo: bool = False, break_system: bool = False, user: bool = False
+    python: str,
+    spec: str,
+    *,
+    sudo: bool = False,
+    break_system: bool = False,
+    user: bool = False,
+    target: str | None = None,
 ) -> str:
-    """Rewrite a pip-managed copy in place (``--no-deps``: touch nothing else)."""
+    """Rewrite a pip-managed copy in place (``--no-deps``: touch nothing else).
+
+    ``target``: a `pip install --target` dir no interpreter owns; pip must be told
+    where, or it would reinstall into its own site-packages."""
     flags = " --user" if user else ""
+    flags += f" --upgrade --target {shlex.quote(target)}" if target else ""
     flags += " --break-system-packages" if break_system else ""
     pre = "sudo " if sudo else ""
     return f"{pre}{shlex.quote(python)} -m pip install --force-reinstall --no-deps{flags} {spec}"

@@ -35,13 +35,14 @@ class Owners:
 
     def add_db(self, db: DpkgDb, manager: Manager) -> None:
         for pkg in db.packages.values():
-            if not pkg.installed:
-                continue
             record = self._rel(pkg.list_path)
             for site, tops in pkg.entries.items():
-                self.by_site.setdefault(site, []).append(
-                    (manager, owner_label(manager, pkg.name), pkg.version, pkg.list_path, tops)
-                )
+                if pkg.installed:  # only a settled package can be missing its files
+                    self.by_site.setdefault(site, []).append(
+                        (manager, owner_label(manager, pkg.name), pkg.version, pkg.list_path, tops)
+                    )
+                # ownership from the .list alone: dpkg writes it while unpacking, before
+                # the status says "installed"; owning from then on keeps one install event
                 for top in tops:
                     self.by_entry.setdefault((site, top), (manager, pkg.name, pkg.version, record))
 

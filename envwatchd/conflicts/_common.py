@@ -139,12 +139,15 @@ class Facts:
             if cmd:
                 return cmd
         python, interp = self.python_for(copy)
+        env = self.env(copy.env)
+        bare = env is not None and not env.interpreters and copy.env.kind is EnvKind.OTHER
         return remedy.pip_install(
             python,
             f"{copy.name}=={copy.version}",
             sudo=remedy.needs_root(copy.env),
             break_system=self.break_system(interp),
             user=copy.env.kind is EnvKind.USER,
+            target=copy.site if bare else None,
         )
 
 

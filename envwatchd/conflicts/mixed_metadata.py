@@ -105,7 +105,10 @@ def _remedy(keeper: Copy, stale: list[Copy], facts: Facts) -> list[str]:
         restore = owned_stale[0]
         assert restore.owner is not None
         cmd = remedy.reinstall_owner(restore.owner, restore.env.prefix, restore.env.name)
-        return [*facts.uninstall(keeper), *([cmd] if cmd else [])]
+        # not `pip uninstall NAME`: with two metadata dirs of NAME in one dir, pip takes
+        # whichever the directory listing yields first, possibly the database's own
+        rm = remedy.remove_paths([keeper.path], sudo=remedy.needs_root(keeper.env))
+        return [rm, *([cmd] if cmd else [])]
     paths = [c.path for c in stale]
     return [
         remedy.remove_paths(paths, sudo=remedy.needs_root(keeper.env)),

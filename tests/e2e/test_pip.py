@@ -235,13 +235,6 @@ def test_pip_editable_install_is_format_editable(start_story) -> None:
     assert copy["imported_by"] == [str(venv / "bin" / "python")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: conflicts/_common.py Facts.reinstall -> remedy.pip_install gives a copy in "
-    "a `pip --target` dir (extra_site_dirs, env kind other, no interpreter) a plain "
-    "`python3 -m pip install --force-reinstall`, which writes into python3's own "
-    "site-packages, not the --target dir",
-)
 def test_remedy_for_a_target_dir_reinstalls_into_that_dir(tmp_path: Path, start_story) -> None:
     """The mixed-metadata remedy after `pip --target --upgrade` must act on DIR."""
     target = tmp_path / "home" / "vendor"
