@@ -258,9 +258,17 @@ class Daemon:
         for path in current.keys() - wanted.keys():
             self.watcher.unwatch(path)
         for path, role in wanted.items():
-            if path not in current and self.watcher.watch(path, role):
+            if (
+                path not in current
+                and self.watcher.watch(path, role)
+                and (
+                    role is Role.PARENT
+                    or self.worker.scanner.changed_since_read(path, role is Role.SITE)
+                )
+            ):
                 # What changed there between the scan that planned this watch and now
                 # went unseen: re-read it once (a new venv filled right after it appeared).
+                # A dir whose mtime is still the one we read needs nothing.
                 self._mark(path, role)
         if self.watcher.failed.keys() != self._unwatched_reported and self.loop is not None:
             self._arm()  # a pass opens (or resolves) the unwatched-tree conflicts

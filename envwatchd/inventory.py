@@ -50,6 +50,7 @@ class Scanner:
     conda_records: dict[str, list[CondaRecord]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     cache_entries: list[CacheEntry] = field(default_factory=list)
+    read_mtimes: dict[str, int] = field(default_factory=dict)
     duration_ms: float = 0.0
 
     def full_scan(self, progress: Progress | None = None) -> Inventory:
@@ -77,6 +78,7 @@ class Scanner:
     def reload_databases(self) -> None:
         """Re-read dpkg, rpm and every conda-meta dir into a fresh ownership index."""
         owners = Owners(self.machine.root)
+        self._note_mtime(self.machine.roots("/var/lib/dpkg"))
         for reader, manager in ((read_dpkg, Manager.APT), (read_rpm, Manager.RPM)):
             db, problems = reader(self.machine.root or "/")
             self.problems.extend(problems)
@@ -90,7 +92,28 @@ class Scanner:
                 owners.add_conda(env.prefix, records)
         self.owners = owners
 
+    def _note_mtime(self, path: str) -> None:
+        """When a tree was read, for `changed_since_read` (taken before reading)."""
+        try:
+            self.read_mtimes[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            self.read_mtimes.pop(path, None)
+
+    def changed_since_read(self, path: str, is_site: bool) -> bool:
+        """Has `path` (a site dir, conda-meta or dpkg dir) changed since it was read?
+        Unknown means yes. Lets the daemon skip re-reading what a new watch covers."""
+        if is_site:
+            snap = self.snapshots.get(path)
+            seen = snap.mtime_ns if snap is not None else None
+        else:
+            seen = self.read_mtimes.get(path)
+        try:
+            return seen is None or os.stat(path).st_mtime_ns != seen
+        except OSError:
+            return True
+
     def _read_conda_meta(self, meta: str) -> list[CondaRecord]:
+        self._note_mtime(meta)
         out: list[CondaRecord] = []
         try:
             names = sorted(n for n in os.listdir(meta) if n.endswith(".json"))

@@ -90,11 +90,13 @@ class SiteSnapshot:
     problems: tuple[Problem, ...]
     exists: bool = True
     busy: bool = False
+    mtime_ns: int | None = None
 
 
 def scan_site(site: str, env: Env, owners: Owners) -> SiteSnapshot:
     problems: list[Problem] = []
     try:
+        mtime = os.stat(site).st_mtime_ns  # before the listing: a later change moves it
         with os.scandir(site) as it:
             entries = [(e.name, e.path, _is_dir(e), e.inode()) for e in it]
     except FileNotFoundError:
@@ -124,7 +126,9 @@ def scan_site(site: str, env: Env, owners: Owners) -> SiteSnapshot:
     by_entry = {os.path.basename(c.path): c for c in copies}
     claims = _claims(site, env, owners, names, by_entry)
     busy = any(n.startswith("~") for n in names)
-    return SiteSnapshot(site, env, tuple(copies), tuple(pths), claims, tuple(problems), True, busy)
+    return SiteSnapshot(
+        site, env, tuple(copies), tuple(pths), claims, tuple(problems), True, busy, mtime
+    )
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
