@@ -162,6 +162,7 @@ class Daemon:
         self._arm()
 
     def _mark(self, path: str, role: Role) -> None:
+        log.debug("watch.marked", path=path, role=role.value)
         self.pending.add(path, role, self.worker.pkgs_prefixes)
         self._arm()
 

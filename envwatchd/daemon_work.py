@@ -82,6 +82,12 @@ class Pending:
         self.full |= other.full
         self.walk |= other.walk
 
+    def summary(self) -> str:
+        """What triggered a pass, for the settle log line."""
+        flags = [n for n in ("dbs", "rediscover", "full", "walk") if getattr(self, n)]
+        return f"sites={len(self.sites)} conda={len(self.conda)} pkgs={len(self.pkgs)} " + (
+            " ".join(flags))
+
     def __bool__(self) -> bool:
         return bool(
             self.sites or self.conda or self.pkgs or self.dbs or self.rediscover or self.full
@@ -162,6 +168,7 @@ class Worker:
             "settle.completed",
             sites=len(settled),
             deferred=len(deferred),
+            marked=pending.summary(),
             events=len(written),
             duration_ms=round((time.perf_counter() - start) * 1000, 1),
         )

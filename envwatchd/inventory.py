@@ -218,6 +218,7 @@ class Scanner:
         for prefix, records in self.conda_records.items():
             for rec in records:
                 used.setdefault(rec.stem, []).append(prefix)
+        self._note_mtime(env.prefix)
         for site in [s for s in self.snapshots if s.startswith(env.prefix + os.sep)]:
             del self.snapshots[site]
         entries: list[CacheEntry] = [
