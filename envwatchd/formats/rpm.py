@@ -15,7 +15,9 @@ from envwatchd.model import Problem
 
 __all__ = ["read_rpm"]
 
-_QUERY = "[%{NAME}\t%{VERSION}-%{RELEASE}\t%{FILENAMES}\n]"
+# `=` repeats a scalar tag on every line of the FILENAMES iteration (without it rpm
+# refuses: "array iterator used with different sized arrays")
+_QUERY = "[%{=NAME}\t%{=VERSION}-%{=RELEASE}\t%{FILENAMES}\n]"
 _DB_DIRS = ("var/lib/rpm", "usr/lib/sysimage/rpm")
 
 
@@ -26,7 +28,7 @@ def read_rpm(root: str, timeout: float = 60.0) -> tuple[DpkgDb | None, list[Prob
         return None, []
     try:
         out = subprocess.run(
-            [rpm, "--root", root or "/", "-qa", "--qf", _QUERY],
+            [rpm, "--root", root or "/", "--dbpath", "/" + dbdir, "-qa", "--qf", _QUERY],
             capture_output=True,
             text=True,
             timeout=timeout,
