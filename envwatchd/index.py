@@ -22,31 +22,39 @@ class Index:
     inventory: Inventory
     by_name: dict[NormalizedName, list[Copy]] = field(default_factory=dict)
     by_path: dict[str, Copy] = field(default_factory=dict)
-    by_entry: dict[tuple[str, str], list[Copy]] = field(default_factory=dict)
+    by_site: dict[str, list[Copy]] = field(default_factory=dict)
     site_env: dict[str, Env] = field(default_factory=dict)
-    claims: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def build(cls, inv: Inventory) -> Index:
         idx = cls(inv)
         by_name: defaultdict[NormalizedName, list[Copy]] = defaultdict(list)
-        by_entry: defaultdict[tuple[str, str], list[Copy]] = defaultdict(list)
+        by_site: defaultdict[str, list[Copy]] = defaultdict(list)
         for copy in inv.copies:
             by_name[copy.name].append(copy)
+            by_site[copy.site].append(copy)
             idx.by_path[copy.path] = copy
-            by_entry[(copy.site, os.path.basename(copy.path))].append(copy)
-            for top in copy.top_level:
-                by_entry[(copy.site, top)].append(copy)
-        idx.by_name, idx.by_entry = dict(by_name), dict(by_entry)
+        idx.by_name, idx.by_site = dict(by_name), dict(by_site)
         for env in inv.envs:
             for site in env.site_dirs:
                 idx.site_env[site] = env
-        for claim in inv.claims:
-            for path in claim.claimed:
-                idx.claims[(claim.site, os.path.basename(path))] = owner_label(
-                    claim.manager, claim.package
-                )
         return idx
+
+    def _copy_at(self, site: str, entry: str) -> Copy | None:
+        """The copy an entry of a site dir belongs to: its metadata dir or a module.
+        A scan of that one site's copies, not a standing index: `explain` is rare."""
+        module = entry[:-3] if entry.endswith(".py") else entry.split(".", 1)[0]
+        for copy in self.by_site.get(site, ()):
+            if os.path.basename(copy.path) == entry or module in copy.top_level:
+                return copy
+        return None
+
+    def _claimed_by(self, site: str, entry: str) -> str | None:
+        wanted = os.path.join(site, entry)
+        for claim in self.inventory.claims:
+            if claim.site == site and wanted in claim.claimed:
+                return owner_label(claim.manager, claim.package)
+        return None
 
     def where(self, name: str) -> dict[str, Any]:
         norm = canonicalize(name)
@@ -88,9 +96,8 @@ class Index:
             return out
         entry = target[len(site) + 1 :].split(os.sep, 1)[0]
         if copy is None:
-            owners = self.by_entry.get((site, entry), [])
-            copy = owners[0] if owners else None
-        owner = self.claims.get((site, entry))
+            copy = self._copy_at(site, entry)
+        owner = self._claimed_by(site, entry)
         if copy is not None:
             out.update(
                 copy=copy.to_json(),
