@@ -47,7 +47,9 @@ class Scanner:
     envs: list[Env] = field(default_factory=list)
     snapshots: dict[str, SiteSnapshot] = field(default_factory=dict)
     owners: Owners = field(default_factory=Owners)
-    conda_records: dict[str, list[CondaRecord]] = field(default_factory=dict)
+    db_owners: Owners = field(default_factory=Owners)
+    conda_owners: dict[str, Owners] = field(default_factory=dict)
+    conda_stems: dict[str, tuple[str, ...]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     cache_entries: list[CacheEntry] = field(default_factory=list)
     read_mtimes: dict[str, int] = field(default_factory=dict)
@@ -84,12 +86,30 @@ class Scanner:
             self.problems.extend(problems)
             if db is not None:
                 owners.add_db(db, manager)
-        self.conda_records = {}
+        self.db_owners = owners
+        self.conda_owners, self.conda_stems = {}, {}
         for env in self.envs:
             if env.conda_meta:
-                records = self._read_conda_meta(env.conda_meta)
-                self.conda_records[env.prefix] = records
-                owners.add_conda(env.prefix, records)
+                self._load_conda(env.prefix, env.conda_meta)
+        self._combine()
+
+    def _load_conda(self, prefix: str, meta: str) -> None:
+        """One env's conda-meta -> its ownership fragment. The records themselves (and
+        their file lists: most of a conda env's metadata bytes) are not kept."""
+        records = self._read_conda_meta(meta)
+        fragment = Owners(self.machine.root)
+        fragment.add_conda(prefix, records)
+        self.conda_owners[prefix] = fragment
+        self.conda_stems[prefix] = tuple(r.stem for r in records)
+
+    def _combine(self) -> None:
+        owners = Owners(self.machine.root)
+        owners.by_entry = dict(self.db_owners.by_entry)
+        owners.by_site = {site: list(c) for site, c in self.db_owners.by_site.items()}
+        for fragment in self.conda_owners.values():
+            owners.by_entry.update(fragment.by_entry)
+            for site, claims in fragment.by_site.items():
+                owners.by_site.setdefault(site, []).extend(claims)
         self.owners = owners
 
     def _note_mtime(self, path: str) -> None:
@@ -139,18 +159,8 @@ class Scanner:
         env = next((e for e in self.envs if e.prefix == prefix and e.conda_meta), None)
         if env is None or env.conda_meta is None:
             return
-        self.conda_records[prefix] = self._read_conda_meta(env.conda_meta)
-        owners = Owners(self.machine.root)
-        owners.by_entry = {
-            k: v for k, v in self.owners.by_entry.items() if v[0] is not Manager.CONDA
-        }
-        owners.by_site = {
-            site: [c for c in claims if c[0] is not Manager.CONDA]
-            for site, claims in self.owners.by_site.items()
-        }
-        for pfx, records in self.conda_records.items():
-            owners.add_conda(pfx, records)
-        self.owners = owners
+        self._load_conda(prefix, env.conda_meta)
+        self._combine()
 
     def rediscover(self, walk: bool) -> set[str]:
         """Re-run discovery; scan new envs, drop vanished ones. Returns affected sites.
@@ -215,9 +225,9 @@ class Scanner:
     def _scan_pkgs(self, env: Env) -> None:
         """A conda pkgs cache: each extracted package may hold a site dir of its own."""
         used: dict[str, list[str]] = {}
-        for prefix, records in self.conda_records.items():
-            for rec in records:
-                used.setdefault(rec.stem, []).append(prefix)
+        for prefix, stems in self.conda_stems.items():
+            for stem in stems:
+                used.setdefault(stem, []).append(prefix)
         self._note_mtime(env.prefix)
         for site in [s for s in self.snapshots if s.startswith(env.prefix + os.sep)]:
             del self.snapshots[site]

@@ -5,13 +5,11 @@ Why it looks like this:
   slow `rescan` or a silent client holds only its own connection, and every
   write is bounded by a drain timeout so a reader that stops reading is dropped
   instead of filling our memory.
-- The socket is created in a 0700 dir, bound, chmod-ed 0600 and only then
-  listened on, so no other user ever sees it open; SO_PEERCRED is still checked
-  on every connection because a path's mode is easy to loosen by hand. Root is
-  allowed (an admin asking), every other foreign uid gets a closed connection
-  and no reply.
-- A stale socket file from a crashed daemon is removed, but only after a
-  connect test proves nobody answers on it: two daemons must never fight.
+- The socket file (0700 dir, 0600 socket before listen, stale-socket test,
+  unlink only if still ours) is envwatchd.socketfile. SO_PEERCRED is still
+  checked here on every connection because a path's mode is easy to loosen by
+  hand. Root is allowed (an admin asking), every other foreign uid gets a
+  closed connection and no reply.
 - An inherited socket (systemd socket activation) is served as is and never
   unlinked: systemd owns that path.
 - Lines are capped at MAX_LINE_BYTES with the StreamReader limit: a longer line
@@ -25,7 +23,6 @@ import contextlib
 import json
 import os
 import socket
-import stat
 import struct
 import time
 from pathlib import Path
@@ -47,26 +44,15 @@ from envwatchd.rpc import (
     parse_request,
     respond,
 )
+from envwatchd.socketfile import ServerError, SocketInUse, bind, unlink_if_ours
 
+# ServerError and SocketInUse stay exported here: RpcServer.start() raises them.
 __all__ = ["RpcServer", "ServerError", "SocketInUse", "peer_allowed"]
 
 log = structlog.get_logger(__name__)
 
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_SOCKET_DIR_NAME: Final = "envwatchd"
 _BACKLOG: Final = 1024  # a burst of `envwatch` calls queues in the kernel, never EAGAIN
-
-
-class ServerError(Exception):
-    """The socket cannot be set up at this path; carries the path."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-
-
-class SocketInUse(ServerError):
-    """Another live daemon answers on the socket path."""
 
 
 class _TooLarge(Exception):
@@ -158,55 +144,13 @@ class RpcServer:
 
     def _bind(self) -> socket.socket:
         assert self._path is not None
-        path = self._path
-        self._prepare_dir(path.parent)
-        self._remove_stale(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(str(path))
-            os.chmod(path, 0o600)  # before listen(): nobody can connect in between
-        except OSError as exc:
-            sock.close()
-            raise ServerError(path, exc.strerror or str(exc)) from exc
-        self._bound_inode = os.stat(path).st_ino
+        sock, self._bound_inode = bind(self._path)
         return sock
-
-    def _prepare_dir(self, directory: Path) -> None:
-        """0700; an existing dir is tightened only if it is ours and named envwatchd.
-
-        Trap: never chmod a shared parent (/tmp, $HOME) just because
-        ENVWATCHD_SOCKET points into it; only warn.
-        """
-        if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True)
-            return
-        st = directory.stat()
-        if stat.S_IMODE(st.st_mode) & 0o077 == 0:
-            return
-        if st.st_uid == os.getuid() and directory.name == _SOCKET_DIR_NAME:
-            os.chmod(directory, 0o700)
-            log.info("server.socket_dir_tightened", dir=str(directory))
-        else:
-            log.warning("server.socket_dir_open", dir=str(directory), mode=oct(st.st_mode))
-
-    def _remove_stale(self, path: Path) -> None:
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ServerError(path, "exists and is not a socket")
-        if _answers(path):
-            raise SocketInUse(path, "another envwatchd is already listening here")
-        path.unlink()
-        log.info("server.stale_socket_removed", path=str(path))
 
     def _unlink_own_socket(self) -> None:
         if self._path is None or self._bound_inode is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(self._path).st_ino == self._bound_inode:  # not a successor's socket
-                self._path.unlink()
+        unlink_if_ours(self._path, self._bound_inode)
         self._bound_inode = None
 
     # -- connections ---------------------------------------------------
@@ -351,18 +295,3 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
     """Wait until a subscriber hangs up; whatever it sends after subscribing is ignored."""
     while await reader.read(65536):
         pass
-
-
-def _answers(path: Path) -> bool:
-    """Does a live process accept connections on this socket path?"""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    probe.settimeout(1.0)
-    try:
-        probe.connect(str(path))
-    except (ConnectionRefusedError, FileNotFoundError):
-        return False
-    except OSError:
-        return True  # timeout or EAGAIN: a listener with a full backlog is still alive
-    finally:
-        probe.close()
-    return True
