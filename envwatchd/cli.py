@@ -130,7 +130,7 @@ def _color() -> bool:
 def _install_service(args: argparse.Namespace) -> int:
     import shutil
 
-    from envwatchd.systemd import install_service
+    from envwatchd.units import install_service
 
     exe = shutil.which("envwatchd") or os.path.join(os.path.dirname(sys.executable), "envwatchd")
     code, message = install_service(now=args.now, executable=os.path.abspath(exe))

@@ -9,6 +9,7 @@ who wrote it, `owner` keeps the claim so the foreign-overwrite rule can fire.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from envwatchd.formats import RawDist
@@ -51,6 +52,7 @@ class Inferred:
     owner_version: str | None = None
 
 
+@functools.lru_cache(maxsize=256)
 def manager_from_installer(installer: str) -> Manager | None:
     """INSTALLER's first line, case-insensitive prefix match (`Poetry 1.8.3` -> poetry)."""
     low = installer.strip().lower()
@@ -88,8 +90,14 @@ def _installer_evidence(raw: RawDist, evidence: list[str]) -> Manager | None:
     if manager is None:
         evidence.append(f"INSTALLER says {raw.installer!r} (not a known manager)")
     else:
-        evidence.append(f"INSTALLER says {raw.installer}")
+        evidence.append(_says(raw.installer))
     return manager
+
+
+@functools.lru_cache(maxsize=256)
+def _says(installer: str) -> str:
+    """One shared string per INSTALLER value: 20,000 copies say "pip" alike."""
+    return f"INSTALLER says {installer}"
 
 
 def _claim_text(claim: Claimant) -> str:

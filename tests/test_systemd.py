@@ -18,15 +18,13 @@ from typing import Any
 import pytest
 import structlog
 
-from envwatchd import systemd
 from envwatchd.systemd import (
     SystemdNotifier,
     WatchdogPinger,
-    install_service,
     listen_fds,
-    render_units,
     watchdog_interval,
 )
+from envwatchd.units import SERVICE_UNIT, SOCKET_UNIT, install_service, render_units
 
 REPO = Path(__file__).resolve().parents[1]
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
@@ -413,8 +411,8 @@ def test_listen_fds_keeps_env_when_asked() -> None:
 
 def test_repo_units_are_the_canonical_text() -> None:
     """systemd/*.service|socket in the repo are exact copies of the module's text."""
-    assert (REPO / "systemd" / "envwatchd.service").read_text() == systemd.SERVICE_UNIT
-    assert (REPO / "systemd" / "envwatchd.socket").read_text() == systemd.SOCKET_UNIT
+    assert (REPO / "systemd" / "envwatchd.service").read_text() == SERVICE_UNIT
+    assert (REPO / "systemd" / "envwatchd.socket").read_text() == SOCKET_UNIT
 
 
 def fake_executable(directory: Path, name: str = "envwatchd") -> Path:
@@ -464,7 +462,7 @@ def test_install_writes_units_and_says_what_to_run(no_user_manager: Path) -> Non
     assert code == 0
     assert f"\nExecStart={exe} run\n" in service
     assert "%h/.local/bin" not in service
-    assert (unit_dir / "envwatchd.socket").read_text() == systemd.SOCKET_UNIT
+    assert (unit_dir / "envwatchd.socket").read_text() == SOCKET_UNIT
     assert "systemctl --user enable --now envwatchd" in message
 
 

@@ -31,11 +31,12 @@ def read_text(path: str, limit: int = MAX_SMALL) -> str:
         chunks: list[bytes] = []
         total, want = 0, min(limit, st.st_size + 1)
         while total < limit:
-            data = os.read(fd, min(want, limit - total))
-            if not data:
-                break
+            ask = min(want, limit - total)
+            data = os.read(fd, ask)
             chunks.append(data)
             total += len(data)
+            if len(data) < ask:
+                break  # a short read of a regular file is its end: no extra read(2)
             want = 1 << 16  # the file grew while we read: continue in bounded steps
     finally:
         os.close(fd)
@@ -66,7 +67,7 @@ def top_level(path: str, names: set[str], project: str) -> tuple[str, ...]:
     """Import names: top_level.txt when the installer kept it, else the project name."""
     if "top_level.txt" in names:
         try:
-            text = read_text(os.path.join(path, "top_level.txt"), 64 * 1024)
+            text = read_text(f"{path}/top_level.txt", 64 * 1024)
         except OSError:
             text = ""
         tops = {ln.strip().split("/")[0] for ln in text.splitlines() if ln.strip()}

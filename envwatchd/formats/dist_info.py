@@ -66,7 +66,7 @@ def _from_metadata(path: str, names: set[str], problems: list[Problem]) -> tuple
         problems.append(Problem(path, "no version in the name and no METADATA"))
         return None
     try:
-        text = read_text(os.path.join(path, "METADATA"), 64 * 1024)
+        text = read_text(f"{path}/METADATA", 64 * 1024)
     except OSError as exc:
         problems.append(Problem(path, f"cannot read METADATA: {exc}"))
         return None
@@ -81,7 +81,7 @@ def _installer(path: str, names: set[str], problems: list[Problem]) -> str | Non
     if "INSTALLER" not in names:
         return None
     try:
-        return first_line(read_text(os.path.join(path, "INSTALLER"), 4096))
+        return first_line(read_text(f"{path}/INSTALLER", 4096))
     except OSError as exc:
         problems.append(Problem(path, f"cannot read INSTALLER: {exc}"))
         return None
@@ -91,7 +91,7 @@ def _direct_url(path: str, names: set[str], problems: list[Problem]) -> str | No
     if "direct_url.json" not in names:
         return None
     try:
-        return read_text(os.path.join(path, "direct_url.json"), 64 * 1024)
+        return read_text(f"{path}/direct_url.json", 64 * 1024)
     except OSError as exc:
         problems.append(Problem(path, f"cannot read direct_url.json: {exc}"))
         return None
