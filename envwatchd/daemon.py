@@ -87,6 +87,8 @@ class Daemon:
         self._retry: asyncio.TimerHandle | None = None
         self._unwatched_reported: set[str] = set()
         self._task: asyncio.Future[None] | None = None
+        self._flush: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -98,6 +100,7 @@ class Daemon:
         self.watcher = Watcher(self._on_change, self._on_overflow)
         self._sync_watches()
         self._publish(outcome)
+        self._schedule_flush()
         self.server = RpcServer(self, self.socket_path, self.inherited)
         await self.server.start()
         inv = self.index.inventory
@@ -124,7 +127,7 @@ class Daemon:
         self.sd.stopping()
         log.info("daemon.stopping")
         self.pinger.stop()
-        for handle in (self._timer, self._retry):
+        for handle in (self._timer, self._retry, self._flush):
             if handle is not None:
                 handle.cancel()
         if self.server is not None:
@@ -207,6 +210,7 @@ class Daemon:
             return
         self._publish(outcome)
         self._busy = False
+        self._schedule_flush()
         if outcome.deferred:
             self.pending.sites |= outcome.deferred
             # Keep the first mark's clock: a `~` stash that never goes away (a killed
@@ -221,6 +225,20 @@ class Daemon:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(outcome)
+
+    def _schedule_flush(self) -> None:
+        """While the store cannot write (disk full, read-only), retry its backlog on a
+        timer: the events must reach the disk once space returns, change or no change."""
+        if self.worker.degraded and self._flush is None and self.loop is not None:
+            self._flush = self.loop.call_later(_RETRY_MS / 1000, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        self._flush_task = asyncio.ensure_future(self._flush_backlog())
+
+    async def _flush_backlog(self) -> None:
+        if not await self._in_worker(self.worker.flush):
+            self._schedule_flush()
 
     def _publish(self, outcome: Outcome) -> None:
         if outcome.inventory is not None:

@@ -285,6 +285,10 @@ class Worker:
     def watch_plan(self) -> dict[str, Role]:
         return self.plan
 
+    def flush(self) -> bool:
+        """Retry the store's backlog; True once everything is written."""
+        return self.store.flush_backlog() if self.store is not None else True
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
@@ -292,7 +296,8 @@ class Worker:
 
 
 def _fresh_incomplete(copy: Copy, now: float) -> bool:
-    """A dist-info pip/uv is still writing: no RECORD yet and created moments ago."""
+    """A dist-info pip/uv is still writing: created moments ago and still missing RECORD
+    or INSTALLER (pip writes INSTALLER after RECORD's first copy, uv writes it last)."""
     if copy.format not in (Format.DIST_INFO, Format.EDITABLE) or copy.owner:
         return False
     if copy.manager is Manager.CONDA or copy.env.kind is EnvKind.CONDA_PKGS:
@@ -303,7 +308,9 @@ def _fresh_incomplete(copy: Copy, now: float) -> bool:
         return False
     if now - st.st_mtime > _FRESH_S:
         return False
-    return not os.path.exists(os.path.join(copy.path, "RECORD"))
+    return not (
+        os.path.exists(f"{copy.path}/RECORD") and os.path.exists(f"{copy.path}/INSTALLER")
+    )
 
 
 def _by_site(copies: Iterable[Copy]) -> dict[str, tuple[Copy, ...]]:

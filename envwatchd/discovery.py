@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from envwatchd.config import Discovery, expand
+from envwatchd.formats._io import read_text
 from envwatchd.layout import Roots, prefix_site_dirs, python_versions, system_search_path
 from envwatchd.model import Env, EnvKind, Interpreter, Problem
 from envwatchd.venvs import VenvInfo, read_pyvenv, walk_for_envs
@@ -204,9 +205,11 @@ def _conda_python(meta: str) -> list[str]:
 
 
 def _environments_txt(path: str, found: _Found) -> list[str]:
+    """conda's registry of env prefixes. Read like every scanned file: bounded, and a
+    FIFO in its place is refused instead of blocking discovery forever."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            return [ln.strip() for ln in fh if ln.strip() and os.path.isabs(ln.strip())]
+        lines = read_text(path, 4 << 20).splitlines()
+        return [ln.strip() for ln in lines if ln.strip() and os.path.isabs(ln.strip())]
     except FileNotFoundError:
         return []
     except OSError as exc:

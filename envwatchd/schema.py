@@ -5,9 +5,9 @@ store runs the missing ones, each in its own transaction, at open. Never edit
 a released migration: a user's database already ran it. Append a new one and
 a test in tests/test_store.py builds every older version and migrates it.
 
-Kept apart from store.py so the schema reads in one place; it does not import
-sqlite3 (store.py stays the only module that does) and only needs something
-with `execute(sql)`.
+Kept apart from the store so the schema reads in one place; it does not import
+sqlite3 (the envwatchd.store package stays the only one that does) and only
+needs something with `execute(sql)`.
 """
 
 from __future__ import annotations

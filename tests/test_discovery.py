@@ -3,6 +3,7 @@ with the right kind, prefix, name, python version and site dirs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from envwatchd.config import Discovery
@@ -140,3 +141,12 @@ def test_missing_home_and_unreadable_environments_txt(tmp_path: Path) -> None:
     envs, problems = discover(machine)
     assert problems == []
     assert {e.kind for e in envs} <= {EnvKind.SYSTEM, EnvKind.LOCAL, EnvKind.USER}
+
+
+def test_fifo_in_place_of_environments_txt_does_not_hang(fake: FakeMachine) -> None:
+    """A FIFO where conda's environments.txt should be: a warning, never a hang."""
+    (fake.home / ".conda").mkdir()
+    os.mkfifo(fake.home / ".conda/environments.txt")
+    envs, problems = discover(fake.machine())
+    assert [p.path for p in problems] == [str(fake.home / ".conda/environments.txt")]
+    assert any(e.kind is EnvKind.SYSTEM for e in envs)

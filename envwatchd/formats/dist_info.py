@@ -56,9 +56,19 @@ def parse(entry: SiteEntry) -> tuple[RawDist | None, list[Problem]]:
         editable=editable,
         direct_url=direct_url,
         top_level=top_level(entry.path, names, display),
-        fingerprint=str(entry.inode),
+        fingerprint=_fingerprint(entry),
         extra_evidence=("uv_cache.json present (uv)",) if "uv_cache.json" in names else (),
     ), problems
+
+
+def _fingerprint(entry: SiteEntry) -> str:
+    """inode + mtime of the dist-info dir: a reinstall of the same version recreates
+    the dir, and a filesystem may hand the freed inode number straight back (uv on
+    ext4 does), so the inode alone would miss it."""
+    try:
+        return f"{entry.inode}:{os.stat(entry.path).st_mtime_ns}"
+    except OSError:
+        return str(entry.inode)
 
 
 def _from_metadata(path: str, names: set[str], problems: list[Problem]) -> tuple[str, str] | None:

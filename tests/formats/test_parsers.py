@@ -118,7 +118,8 @@ def test_dist_info_styles(
     assert problems == [] and raw is not None
     assert (raw.display_name, raw.version, raw.format) == ("demo_pkg", "1.0", Format.DIST_INFO)
     assert (raw.installer, raw.has_record) == (installer, has_record)
-    assert raw.fingerprint == str(os.lstat(path).st_ino)
+    st = os.lstat(path)
+    assert raw.fingerprint == f"{st.st_ino}:{st.st_mtime_ns}"
     assert ("uv_cache.json present (uv)" in raw.extra_evidence) is bool(kw.get("uv_cache"))
 
 

@@ -191,13 +191,6 @@ def test_hostile_trees_do_not_crash_or_stall(tmp_path: Path, sockets: list[socke
             assert d.stop() == 0, d.tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a dist-info whose name is not UTF-8 poisons the store: sqlite3 raises "
-    "UnicodeEncodeError (surrogates) in store._insert, _drain catches only OperationalError, "
-    "the batch stays at the head of the backlog, so no later event is ever logged, "
-    "rescan never returns and shutdown exits 1",
-)
 def test_invalid_utf8_name_does_not_stop_the_event_log(tmp_path: Path) -> None:
     """A non-UTF-8 dist-info name: a warning at most; later changes are still logged."""
     box = Box(tmp_path)

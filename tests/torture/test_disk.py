@@ -114,12 +114,6 @@ def test_full_disk_degrades_then_flushes_the_backlog(tmp_path: Path, tiny_state:
             d.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a degraded store retries its backlog only on the next file change "
-    "(daemon.py _process: worker.apply degrades instead of raising, so no _RETRY_MS timer); "
-    "with no further change the events stay in memory without ids indefinitely",
-)
 def test_backlog_is_written_once_space_returns_without_another_change(
     tmp_path: Path, tiny_state: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""Bugs the random driver found with real uv, pinned as deterministic strict xfails."""
+"""Bugs the random driver found with real uv, kept as deterministic regression tests."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ from tests.builders import dist_info
 from tests.daemon_harness import BIN, Box, DaemonProc, wait_for
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `uv pip install --reinstall` (same version) rmdirs then mkdirs the dist-info; "
-    "ext4 hands the same inode back and Copy.fingerprint is only the inode "
-    "(formats/dist_info.py parse: fingerprint=str(entry.inode)), so the reinstall is invisible",
-)
 def test_uv_reinstall_same_version_is_a_replace(tmp_path: Path) -> None:
     """Each same-version reinstall by uv is one `replace` event (the inode is often reused)."""
     uv = realtools.find_uv() or shutil.which("uv", path=str(BIN))
@@ -43,13 +37,6 @@ def test_uv_reinstall_same_version_is_a_replace(tmp_path: Path) -> None:
         d.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: uv writes RECORD first and INSTALLER last (strace); a pass in between "
-    "records manager 'unknown' (daemon_work._fresh_incomplete defers only a dist-info "
-    "WITHOUT RECORD) and INSTALLER landing inside the dist-info raises no site-dir event, "
-    "so 'unknown' stays in the inventory and the log",
-)
 def test_installer_written_last_is_picked_up(tmp_path: Path) -> None:
     """uv's order (RECORD ... INSTALLER), with a pass in between: manager ends up `uv`."""
     box = Box(tmp_path)
