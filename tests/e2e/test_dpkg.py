@@ -166,8 +166,10 @@ def test_pip_target_upgrade_over_a_dpkg_package(start_story) -> None:
         previous_manager="pip",
     )
     s.wait_conflict("mixed-metadata", NAME, resolved=True)
-    # same version, same dist-info dir: dpkg's reinstall is no event, only a repair
-    s.step(lambda: realtools.dpkg_install(box.root, d1), 0)
+    # dpkg rewrites the same version's metadata in place: one `replace` by apt, as
+    # pip's --force-reinstall is one `replace` by pip
+    (again,) = s.step(lambda: realtools.dpkg_install(box.root, d1), 1)
+    assert (again["kind"], again["version"], again["manager"]) == ("replace", "1.0", "apt")
     assert (site / NAME / "__init__.py").read_text() == "__version__ = '1.0'\n"
     assert envwatch(box, "conflicts") == []
 
