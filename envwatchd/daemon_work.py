@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from envwatchd.config import Config
-from envwatchd.conflicts import RuleContext, evaluate
+from envwatchd.conflicts import RuleContext, affected, evaluate
 from envwatchd.diff import diff_copies
 from envwatchd.discovery import Machine
 from envwatchd.formats.files import read_files
@@ -33,6 +33,7 @@ from envwatchd.model import (
     Format,
     Inventory,
     Manager,
+    NormalizedName,
     Origin,
     Severity,
 )
@@ -160,7 +161,11 @@ class Worker:
                 self.committed.pop(site, None)
         self.store.remember_claims(c for c in inv.claims if c.site in settled)
         self._log_problems(inv)
-        opened, resolved = self._conflicts(inv, pending.unwatched)
+        local = not (pending.full or pending.dbs or pending.rediscover or pending.pkgs)
+        names = {c.name for c in old} | {c.name for c in new} if local else None
+        if names is not None:
+            names |= {c.name for c in inv.claims if c.site in settled}
+        opened, resolved = self._conflicts(inv, pending.unwatched, names)
         self._replan()
         if pending.full or pending.walk:
             self.last_scan_ms = (time.perf_counter() - start) * 1000
@@ -266,13 +271,24 @@ class Worker:
         return hit.owner.split(":", 1)[1] if hit else None
 
     def _conflicts(
-        self, inv: Inventory, unwatched: dict[str, str]
+        self,
+        inv: Inventory,
+        unwatched: dict[str, str],
+        names: set[NormalizedName] | None = None,
     ) -> tuple[list[Conflict], list[Conflict]]:
+        """Re-evaluate the rules: all of them, or (a live pass over a few site dirs)
+        only for the projects whose copies or records those dirs hold."""
         assert self.store is not None
-        current = evaluate(inv, self.rules) + [
+        current = evaluate(inv, self.rules, names) + [
             _unwatched(p, r, self.config) for p, r in sorted(unwatched.items())
         ]
-        return self.store.sync_conflicts(current)
+        if names is None:
+            return self.store.sync_conflicts(current)
+        scoped = set(names)
+        return self.store.sync_conflicts(
+            current,
+            scope=lambda c: c.kind is ConflictKind.UNWATCHED_TREE or affected(c, scoped),
+        )
 
     def _replan(self) -> None:
         from envwatchd.watchplan import plan
