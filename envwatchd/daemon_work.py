@@ -23,8 +23,10 @@ from envwatchd.conflicts import RuleContext, affected, evaluate
 from envwatchd.diff import diff_copies
 from envwatchd.discovery import Machine
 from envwatchd.formats.files import read_files
+from envwatchd.formats.pth import PthFile
 from envwatchd.inventory import Scanner
 from envwatchd.model import (
+    Claim,
     Conflict,
     ConflictKind,
     Copy,
@@ -116,6 +118,9 @@ class Worker:
         self.last_scan_ms = 0.0
         self.rules = RuleContext(read_files=read_files)
         self.busy_since: dict[str, float] = {}
+        self.committed_pth: dict[str, tuple[PthFile, ...]] = {}
+        self.remembered: dict[tuple[Manager, str], Claim] = {}
+        self.synced: dict[str, Conflict] = {}
         self._problems_logged: set[tuple[str, str]] = set()
 
     @property
@@ -136,7 +141,8 @@ class Worker:
             diffed = diff_copies(stored, inv.copies, origin=Origin.RECONCILE)
             events = store.commit(diffed, *_changes(stored, inv.copies))
         self.committed = _by_site(inv.copies)
-        store.remember_claims(inv.claims)
+        self._keep_pth(self.scanner.snapshots)
+        self._remember(inv.claims)
         self._log_problems(inv)
         opened, resolved = self._conflicts(inv, {})
         self._replan()
@@ -148,7 +154,9 @@ class Worker:
         affected = self._refresh(pending)
         deferred = set() if force else self._in_progress(affected)
         settled = affected - deferred
-        inv = self.scanner.assemble()
+        local = not (pending.full or pending.dbs or pending.rediscover or pending.pkgs)
+        inv = self.scanner.assemble(self._rerank(affected) if local else None)
+        self._keep_pth(affected)
         new_by_site = _by_site(inv.copies)
         old = [c for s in settled for c in self.committed.get(s, ())]
         new = [c for s in settled for c in new_by_site.get(s, ())]
@@ -159,9 +167,8 @@ class Worker:
                 self.committed[site] = new_by_site[site]
             else:
                 self.committed.pop(site, None)
-        self.store.remember_claims(c for c in inv.claims if c.site in settled)
+        self._remember(c for c in inv.claims if c.site in settled)
         self._log_problems(inv)
-        local = not (pending.full or pending.dbs or pending.rediscover or pending.pkgs)
         names = {c.name for c in old} | {c.name for c in new} if local else None
         if names is not None:
             names |= {c.name for c in inv.claims if c.site in settled}
@@ -209,6 +216,42 @@ class Worker:
         for path, message in sorted(current - self._problems_logged):
             log.warning("scan.problem", path=path, message=message)
         self._problems_logged = current
+
+    def _remember(self, claims: Iterable[Claim]) -> None:
+        """Store the last known form of each database record, writing only the ones
+        that changed (a pass over conda's site-packages sees ~1,000 unchanged ones)."""
+        assert self.store is not None
+        fresh = [c for c in claims if self.remembered.get((c.manager, c.record_path)) != c]
+        if fresh:
+            self.store.remember_claims(fresh)
+            self.remembered.update(((c.manager, c.record_path), c) for c in fresh)
+
+    def _rerank(self, sites: set[str]) -> set[NormalizedName] | None:
+        """The projects whose winners a pass over `sites` can change: those the dirs
+        hold now or held before. None (re-rank all) when interpreters' paths moved."""
+        snaps = self.scanner.snapshots
+        if self._paths_changed(sites) or not all(s in snaps for s in sites):
+            return None
+        names = {c.name for s in sites for c in snaps[s].copies}
+        return names | {c.name for s in sites for c in self.committed.get(s, ())}
+
+    def _keep_pth(self, sites: Iterable[str]) -> None:
+        for site in sites:
+            snap = self.scanner.snapshots.get(site)
+            if snap is None:
+                self.committed_pth.pop(site, None)
+            else:
+                self.committed_pth[site] = snap.pth
+
+    def _paths_changed(self, sites: Iterable[str]) -> bool:
+        """Did a .pth file appear, vanish or change in these dirs since the last pass?
+        Then interpreters' paths moved and every winner must be recomputed."""
+        for site in sites:
+            snap = self.scanner.snapshots.get(site)
+            now = snap.pth if snap is not None else ()
+            if now != self.committed_pth.get(site, ()):
+                return True
+        return False
 
     def _dpkg_busy(self) -> bool:
         """dpkg journals a running transaction in `updates/` and empties it at the end."""
@@ -282,13 +325,19 @@ class Worker:
         current = evaluate(inv, self.rules, names) + [
             _unwatched(p, r, self.config) for p, r in sorted(unwatched.items())
         ]
-        if names is None:
-            return self.store.sync_conflicts(current)
-        scoped = set(names)
-        return self.store.sync_conflicts(
-            current,
-            scope=lambda c: c.kind is ConflictKind.UNWATCHED_TREE or affected(c, scoped),
-        )
+        scope = None
+        if names is not None:
+            scoped = set(names)
+
+            def scope(c: Conflict) -> bool:
+                return c.kind is ConflictKind.UNWATCHED_TREE or affected(c, scoped)
+
+        opened, resolved = self.store.sync_conflicts(current, scope=scope, previous=self.synced)
+        if self.store.degraded is None:
+            self.synced.update((c.key, c) for c in current)
+            for c in resolved:
+                self.synced.pop(c.key, None)
+        return opened, resolved
 
     def _replan(self) -> None:
         from envwatchd.watchplan import plan

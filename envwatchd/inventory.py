@@ -29,6 +29,7 @@ from envwatchd.model import (
     EnvRef,
     Inventory,
     Manager,
+    NormalizedName,
     Problem,
     canonicalize,
 )
@@ -282,7 +283,7 @@ class Scanner:
             (r("/usr/lib/python"), r("/usr/lib64/python"), r("/usr/local/lib/python"))
         )
 
-    def assemble(self) -> Inventory:
+    def assemble(self, names: set[NormalizedName] | None = None) -> Inventory:
         copies: list[Copy] = []
         claims: list[Claim] = []
         problems = list(self.problems)
@@ -298,7 +299,7 @@ class Scanner:
         inv = Inventory(
             envs, tuple(copies), tuple(claims), tuple(self.cache_entries), tuple(problems), extra
         )
-        inv = with_imported_by(inv)
+        inv = with_imported_by(inv, names)
         self._keep(inv.copies)
         return inv
 

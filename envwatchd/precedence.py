@@ -201,10 +201,23 @@ def imported_by(inv: Inventory) -> dict[tuple[str, str], tuple[str, ...]]:
     return {c.key: tuple(sorted(winners.get(c.key, ()))) for c in inv.copies}
 
 
-def with_imported_by(inv: Inventory) -> Inventory:
-    """The inventory with every copy's ``imported_by`` filled in (for JSON output)."""
-    table = imported_by(inv)
-    copies = tuple(_evolve(c, table[c.key]) for c in inv.copies)
+def with_imported_by(
+    inv: Inventory, names: Collection[NormalizedName] | None = None
+) -> Inventory:
+    """The inventory with every copy's ``imported_by`` filled in (for JSON output).
+
+    With ``names``, only those projects are re-ranked; every other copy keeps the
+    ``imported_by`` it carries (the daemon's live pass: a change in one site dir
+    cannot change who wins for a project that has no copy there, as long as the
+    interpreters' paths are unchanged).
+    """
+    if names is None:
+        table = imported_by(inv)
+    else:
+        wanted = set(names)
+        sub = dataclasses.replace(inv, copies=tuple(c for c in inv.copies if c.name in wanted))
+        table = imported_by(sub)
+    copies = tuple(_evolve(c, table[c.key]) if c.key in table else c for c in inv.copies)
     return dataclasses.replace(inv, copies=copies)
 
 

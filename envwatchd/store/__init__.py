@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -233,16 +233,19 @@ class Store:
         current: Sequence[Conflict],
         now: str | None = None,
         scope: Callable[[Conflict], bool] | None = None,
+        previous: Mapping[str, Conflict] | None = None,
     ) -> tuple[list[Conflict], list[Conflict]]:
         """Open new keys, keep ids of known ones, resolve the absent (within scope).
 
+        `previous`: what the caller synced last time by key; an open conflict equal
+        to it is not rewritten (its JSON can hold hundreds of copies).
         On a write failure nothing changes, `degraded` is set and ([], []) comes
         back: the next sync computes the same transitions again.
         """
         stamp = normalize_time(now) if now else utc_now()
         try:
             with transaction(self._conn):
-                return _conflicts.sync(self._conn, current, stamp, scope)
+                return _conflicts.sync(self._conn, current, stamp, scope, previous)
         except sqlite3.OperationalError as exc:  # COMMIT's failure too: not `_guard`
             self._failed(exc)
             return [], []

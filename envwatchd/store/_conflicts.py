@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +27,7 @@ def sync(
     current: Sequence[Conflict],
     now: str,
     scope: Callable[[Conflict], bool] | None,
+    previous: Mapping[str, Conflict] | None = None,
 ) -> tuple[list[Conflict], list[Conflict]]:
     """Open new keys, keep ids of known ones, resolve the absent (within scope)."""
     known = {r["key"]: r for r in conn.execute("SELECT * FROM conflicts")}
@@ -36,7 +37,7 @@ def sync(
         row = known.get(key)
         if row is None or row["resolved"] is not None:
             opened.append(_open(conn, c, row, now))
-        else:
+        elif previous is None or previous.get(key) != c:
             _update(conn, c, row["id"])
     resolved = []
     for key, row in known.items():
