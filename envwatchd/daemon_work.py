@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -32,78 +31,26 @@ from envwatchd.model import (
     Copy,
     EnvKind,
     Event,
-    Format,
     Inventory,
     Manager,
     NormalizedName,
     Origin,
-    Severity,
 )
 from envwatchd.provenance import apt_command, conda_command
+from envwatchd.settle import (
+    Outcome,
+    Pending,
+    by_site,
+    changes,
+    fresh_incomplete,
+    unwatched_conflict,
+)
 from envwatchd.store import Store
-from envwatchd.watcher import WATCH_LIMIT, Role
+from envwatchd.watcher import Role
 
-__all__ = ["Outcome", "Pending", "Worker"]
+__all__ = ["Outcome", "Pending", "Worker"]  # the pass vocabulary lives in settle.py
 
 log = structlog.get_logger()
-_FRESH_S = 2.0
-
-
-@dataclass(slots=True)
-class Pending:
-    """Dirty marks accumulated on the loop between two passes."""
-
-    sites: set[str] = field(default_factory=set)
-    conda: set[str] = field(default_factory=set)
-    pkgs: set[str] = field(default_factory=set)
-    dbs: bool = False
-    rediscover: bool = False
-    full: bool = False
-    walk: bool = False
-    unwatched: dict[str, str] = field(default_factory=dict)
-
-    def add(self, path: str, role: Role, pkgs_prefixes: frozenset[str]) -> None:
-        if role is Role.SITE:
-            self.sites.add(path)
-        elif role is Role.CONDA_META:
-            self.conda.add(os.path.dirname(path))
-            self.rediscover = True  # `conda install python=3.12` brings a new site dir
-        elif role is Role.DPKG:
-            self.dbs = True
-        elif path in pkgs_prefixes:
-            self.pkgs.add(path)
-        else:
-            self.rediscover = True
-
-    def merge(self, other: Pending) -> None:
-        """Fold marks back in (a pass that failed must be retried, not forgotten)."""
-        self.sites |= other.sites
-        self.conda |= other.conda
-        self.pkgs |= other.pkgs
-        self.dbs |= other.dbs
-        self.rediscover |= other.rediscover
-        self.full |= other.full
-        self.walk |= other.walk
-
-    def summary(self) -> str:
-        """What triggered a pass, for the settle log line."""
-        flags = [n for n in ("dbs", "rediscover", "full", "walk") if getattr(self, n)]
-        return f"sites={len(self.sites)} conda={len(self.conda)} pkgs={len(self.pkgs)} " + (
-            " ".join(flags))
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.sites or self.conda or self.pkgs or self.dbs or self.rediscover or self.full
-        )
-
-
-@dataclass(slots=True)
-class Outcome:
-    events: list[Event] = field(default_factory=list)
-    opened: list[Conflict] = field(default_factory=list)
-    resolved: list[Conflict] = field(default_factory=list)
-    inventory: Inventory | None = None
-    deferred: set[str] = field(default_factory=set)
 
 
 class Worker:
@@ -139,8 +86,8 @@ class Worker:
         else:
             stored = store.load_inventory()
             diffed = diff_copies(stored, inv.copies, origin=Origin.RECONCILE)
-            events = store.commit(diffed, *_changes(stored, inv.copies))
-        self.committed = _by_site(inv.copies)
+            events = store.commit(diffed, *changes(stored, inv.copies))
+        self.committed = by_site(inv.copies)
         self._keep_pth(self.scanner.snapshots)
         self._remember(inv.claims)
         self._log_problems(inv)
@@ -157,11 +104,11 @@ class Worker:
         local = not (pending.full or pending.dbs or pending.rediscover or pending.pkgs)
         inv = self.scanner.assemble(self._rerank(affected) if local else None)
         self._keep_pth(affected)
-        new_by_site = _by_site(inv.copies)
+        new_by_site = by_site(inv.copies)
         old = [c for s in settled for c in self.committed.get(s, ())]
         new = [c for s in settled for c in new_by_site.get(s, ())]
         events = self._with_commands(diff_copies(old, new, origin=Origin.LIVE))
-        written = self.store.commit(events, *_changes(old, new))
+        written = self.store.commit(events, *changes(old, new))
         for site in settled:
             if site in new_by_site:
                 self.committed[site] = new_by_site[site]
@@ -286,7 +233,7 @@ class Worker:
             known = {c.path for c in self.committed.get(site, ())}
             busy = snap.busy or (snap.env.kind is EnvKind.SYSTEM and self._dpkg_busy())
             if self._stash_active(site, busy, now) or any(
-                _fresh_incomplete(c, now) for c in snap.copies if c.path not in known
+                fresh_incomplete(c, now) for c in snap.copies if c.path not in known
             ):
                 out.add(site)
         return out
@@ -323,7 +270,7 @@ class Worker:
         only for the projects whose copies or records those dirs hold."""
         assert self.store is not None
         current = evaluate(inv, self.rules, names) + [
-            _unwatched(p, r, self.config) for p, r in sorted(unwatched.items())
+            unwatched_conflict(p, r, self.config) for p, r in sorted(unwatched.items())
         ]
         scope = None
         if names is not None:
@@ -358,62 +305,3 @@ class Worker:
         if self.store is not None:
             self.store.close()
             self.store = None
-
-
-def _fresh_incomplete(copy: Copy, now: float) -> bool:
-    """A dist-info pip/uv is still writing: created moments ago and still missing RECORD
-    or INSTALLER (pip writes INSTALLER after RECORD's first copy, uv writes it last)."""
-    if copy.format not in (Format.DIST_INFO, Format.EDITABLE) or copy.owner:
-        return False
-    if copy.manager is Manager.CONDA or copy.env.kind is EnvKind.CONDA_PKGS:
-        return False  # conda never writes RECORD: its dist-infos are complete as linked
-    try:
-        st = os.stat(copy.path)
-    except OSError:
-        return False
-    if now - st.st_mtime > _FRESH_S:
-        return False
-    return not (
-        os.path.exists(f"{copy.path}/RECORD") and os.path.exists(f"{copy.path}/INSTALLER")
-    )
-
-
-def _by_site(copies: Iterable[Copy]) -> dict[str, tuple[Copy, ...]]:
-    grouped: defaultdict[str, list[Copy]] = defaultdict(list)
-    for c in copies:
-        grouped[c.site].append(c)
-    return {s: tuple(cs) for s, cs in grouped.items()}
-
-
-def _changes(old: Iterable[Copy], new: Iterable[Copy]) -> tuple[list[tuple[str, str]], list[Copy]]:
-    before = {c.key: c for c in old}
-    after = {c.key: c for c in new}
-    removed = [k for k in before if k not in after]
-    upserted = [
-        c
-        for k, c in after.items()
-        if k not in before or before[k] != c or before[k].fingerprint != c.fingerprint
-    ]
-    return removed, upserted
-
-
-def _unwatched(path: str, reason: str, config: Config) -> Conflict:
-    every = int(config.watch.rescan_unwatched_s)
-    remedy = (
-        (
-            "sudo sysctl fs.inotify.max_user_watches=524288",
-            "echo fs.inotify.max_user_watches=524288 | sudo tee /etc/sysctl.d/90-envwatchd.conf",
-        )
-        if reason == WATCH_LIMIT
-        else (f"make {path} readable by the user envwatchd runs as",)
-    )
-    return Conflict(
-        key=f"unwatched-tree:{path}",
-        kind=ConflictKind.UNWATCHED_TREE,
-        name=path,
-        severity=Severity.WARNING,
-        copies=(),
-        message=f"{path} cannot be watched ({reason}); changes there are found by a rescan "
-        f"every {every} s instead of live.",
-        remedy=remedy,
-    )
