@@ -240,12 +240,14 @@ def test_server_absent_then_present(
         try:
             notifier.submit([make_conflict("pandas")])
             [call] = rec.wait_for(1)
+            # the worker logs recovery after the reply reaches it, a moment after the
+            # recorder saw the call: wait for it rather than race it
+            assert wait_until(lambda: any(e["event"] == "notify.available" for e in logs))
         finally:
             rec.stop()
     [line] = unavailable(logs)
     assert "ServiceUnknown" in line["reason"]
     assert call.summary.startswith("pandas:")
-    assert any(e["event"] == "notify.available" for e in logs)
 
 
 @needs_dbus
