@@ -114,35 +114,34 @@ def remove_paths(paths: list[str], *, sudo: bool = False) -> str:
     return pre + "rm -r " + " ".join(shlex.quote(p) for p in paths)
 
 
-def remove_owned(owner: str, prefix: str, env_name: str = "") -> str | None:
-    """Remove a database-owned package with its own manager."""
+# what each package database's own tool types: (remove, reinstall)
+_OWNER_VERBS = {
+    "dpkg": ("sudo apt-get remove {pkg}", "sudo apt-get install --reinstall {pkg}"),
+    "rpm": ("sudo dnf remove {pkg}", "sudo dnf reinstall {pkg}"),
+    "conda": ("conda remove {target} {pkg}", "conda install --force-reinstall {target} {pkg}"),
+}
+
+
+def _owner_command(owner: str, prefix: str, env_name: str, verb: int) -> str | None:
     parts = owner_db(owner)
-    if parts is None:
+    if parts is None or parts[0] not in _OWNER_VERBS:
         return None
     db, package = parts
-    if db == "dpkg":
-        return f"sudo apt-get remove {package}"
-    if db == "rpm":
-        return f"sudo dnf remove {package}"
     if db == "conda":
-        return f"conda remove {conda_target(prefix, env_name)} {conda_package(package)}"
-    return None
+        pkg, target = conda_package(package), conda_target(prefix, env_name)
+    else:
+        pkg, target = package, ""
+    return _OWNER_VERBS[db][verb].format(pkg=pkg, target=target)
+
+
+def remove_owned(owner: str, prefix: str, env_name: str = "") -> str | None:
+    """Remove a database-owned package with its own manager."""
+    return _owner_command(owner, prefix, env_name, 0)
 
 
 def reinstall_owner(owner: str, prefix: str, env_name: str = "") -> str | None:
     """Reinstall a database-owned package so its files match its record again."""
-    parts = owner_db(owner)
-    if parts is None:
-        return None
-    db, package = parts
-    if db == "dpkg":
-        return f"sudo apt-get install --reinstall {package}"
-    if db == "rpm":
-        return f"sudo dnf reinstall {package}"
-    if db == "conda":
-        target = conda_target(prefix, env_name)
-        return f"conda install --force-reinstall {target} {conda_package(package)}"
-    return None
+    return _owner_command(owner, prefix, env_name, 1)
 
 
 def claim_owner(claim: Claim) -> str | None:

@@ -16,13 +16,16 @@ Real pip runs through tests.realtools (outer pip with `--python`, no ensurepip).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,10 +38,13 @@ __all__ = [
     "PYVER",
     "Box",
     "DaemonProc",
+    "as_user",
     "inotify_watches_of_uid",
     "pip",
+    "system_user",
     "wait_for",
     "wait_quiet",
+    "world_tmp_dir",
 ]
 
 T = TypeVar("T")
@@ -345,3 +351,36 @@ def by_kind(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, str | N
 
 
 __all__ += ["RpcCallError", "by_kind"]
+
+
+def system_user(name: str) -> Any:
+    """A login-less account for tests that need another uid (created once, as root).
+
+    Skips the calling test where that is impossible (not root, no setpriv/useradd)."""
+    import pwd
+
+    import pytest
+
+    if os.getuid() != 0 or not shutil.which("setpriv") or not shutil.which("useradd"):
+        pytest.skip("needs root, setpriv and useradd to run as another uid")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True)
+        return pwd.getpwnam(name)
+
+
+def as_user(pw: Any) -> list[str]:
+    """Run as that uid with no capabilities (root would bypass every permission)."""
+    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+
+
+@contextlib.contextmanager
+def world_tmp_dir(prefix: str) -> Iterator[Path]:
+    """A tmp dir another uid can reach (pytest's own tmp_path parent is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

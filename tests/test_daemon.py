@@ -15,7 +15,6 @@ import random
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -30,10 +29,13 @@ from tests.daemon_harness import (
     BIN,
     Box,
     DaemonProc,
+    as_user,
     by_kind,
     inotify_watches_of_uid,
+    system_user,
     wait_for,
     wait_quiet,
+    world_tmp_dir,
 )
 
 EVENT_KEYS = {"id", "time", "kind", "name", "version", "previous_version", "manager",
@@ -493,30 +495,14 @@ PERM_USER = "envwatch-perm"
 
 @pytest.fixture
 def perm_user() -> pwd.struct_passwd:
-    if os.getuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to run the daemon as another uid")
-    try:
-        return pwd.getpwnam(PERM_USER)
-    except KeyError:
-        pass
-    if not shutil.which("useradd"):
-        pytest.skip("no useradd")
-    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", PERM_USER], check=True)
-    return pwd.getpwnam(PERM_USER)
+    pw: pwd.struct_passwd = system_user(PERM_USER)
+    return pw
 
 
 @pytest.fixture
 def world_tmp() -> Iterator[Path]:
-    """A tmp dir another uid can reach (pytest's own tmp_path parent is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="envwatchd-perm-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def as_user(pw: pwd.struct_passwd) -> list[str]:
-    """Run as that uid with no capabilities (root would bypass every permission)."""
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+    with world_tmp_dir("envwatchd-perm-") as path:
+        yield path
 
 
 def chown(path: Path, pw: pwd.struct_passwd) -> None:

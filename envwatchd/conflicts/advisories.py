@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import replace
 
 from envwatchd import remedy
 from envwatchd.conflicts._common import RuleContext, make_key
@@ -70,18 +71,8 @@ def _user_site_conflict(env: Env, user_site: str, copies: list[Copy]) -> Conflic
         f"its own site-packages: {len(copies)} package(s) there ({_names(copies)}) "
         f"are imported ahead of what conda installed."
     )
-    return Conflict(
-        key=make_key(ConflictKind.USER_SITE_IN_CONDA, env.name, [env.prefix]),
-        kind=ConflictKind.USER_SITE_IN_CONDA,
-        name=env.name,
-        severity=Severity.INFO,
-        copies=tuple(copies),
-        message=message,
-        remedy=(
-            *remedy.user_site_off(env.prefix, env.name, conda=True),
-            "export PYTHONNOUSERSITE=1",
-        ),
-    )
+    steps = (*remedy.user_site_off(env.prefix, env.name, conda=True), "export PYTHONNOUSERSITE=1")
+    return _advisory(ConflictKind.USER_SITE_IN_CONDA, env.name, env.prefix, copies, message, steps)
 
 
 def externally_managed(inv: Inventory, ctx: RuleContext) -> list[Conflict]:
@@ -104,19 +95,12 @@ def _pep668_conflict(env: Env, copies: list[Copy]) -> Conflict:
         f"externally managed (PEP 668) python: {_names(copies)}. They bypass "
         f"{'apt' if env.kind is not EnvKind.USER else 'the distro'} and can break system tools."
     )
-    return Conflict(
-        key=make_key(ConflictKind.EXTERNALLY_MANAGED, env.name, [env.prefix]),
-        kind=ConflictKind.EXTERNALLY_MANAGED,
-        name=env.name,
-        severity=Severity.INFO,
-        copies=tuple(copies),
-        message=message,
-        remedy=(
-            remedy.pip_uninstall(python, " ".join(names), sudo=sudo, break_system=True),
-            "pipx install APP  # for command-line applications",
-            "python3 -m venv ~/.venvs/NAME && ~/.venvs/NAME/bin/pip install PACKAGE  # libraries",
-        ),
+    steps = (
+        remedy.pip_uninstall(python, " ".join(names), sudo=sudo, break_system=True),
+        "pipx install APP  # for command-line applications",
+        "python3 -m venv ~/.venvs/NAME && ~/.venvs/NAME/bin/pip install PACKAGE  # libraries",
     )
+    return _advisory(ConflictKind.EXTERNALLY_MANAGED, env.name, env.prefix, copies, message, steps)
 
 
 def unused_pkgs_cache(inv: Inventory, ctx: RuleContext) -> list[Conflict]:
@@ -139,14 +123,29 @@ def _cache_conflict(cache: str, entries: list[CacheEntry], unused: list[CacheEnt
         f"{len(unused)} of {len(entries)} packages in the conda cache {cache} are linked "
         f"by no environment ({size / 1e6:.1f} MB): {shown}{more}."
     )
+    name = os.path.basename(os.path.dirname(cache)) or cache
+    conflict = _advisory(ConflictKind.UNUSED_PKGS_CACHE, "", cache, [], message,
+                         (f"{_conda_for(cache)} clean --packages",))  # fmt: skip
+    return replace(conflict, name=name)
+
+
+def _advisory(
+    kind: ConflictKind,
+    key_name: str,
+    place: str,
+    copies: list[Copy],
+    message: str,
+    steps: tuple[str, ...],
+) -> Conflict:
+    """An info-level, whole-env advisory: keyed by its kind and place, named after it."""
     return Conflict(
-        key=make_key(ConflictKind.UNUSED_PKGS_CACHE, "", [cache]),
-        kind=ConflictKind.UNUSED_PKGS_CACHE,
-        name=os.path.basename(os.path.dirname(cache)) or cache,
+        key=make_key(kind, key_name, [place]),
+        kind=kind,
+        name=key_name,
         severity=Severity.INFO,
-        copies=(),
+        copies=tuple(copies),
         message=message,
-        remedy=(f"{_conda_for(cache)} clean --packages",),
+        remedy=steps,
     )
 
 

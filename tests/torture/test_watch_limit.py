@@ -10,12 +10,9 @@ this machine are not starved) and adds watches on distinct files until ENOSPC.""
 
 from __future__ import annotations
 
-import os
 import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import dist_info, pyvenv, site_packages
-from tests.daemon_harness import Box, DaemonProc, wait_for
+from tests.daemon_harness import Box, DaemonProc, as_user, system_user, wait_for, world_tmp_dir
 
 USER = "envwatch-tort"
 KNOB = Path("/proc/sys/fs/inotify/max_user_watches")
@@ -54,25 +51,14 @@ sys.stdin.read()  # hold the watches until the test closes our stdin
 
 @pytest.fixture
 def user() -> pwd.struct_passwd:
-    if os.getuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to run as a dedicated uid")
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", USER], check=True)
-        return pwd.getpwnam(USER)
+    pw: pwd.struct_passwd = system_user(USER)
+    return pw
 
 
 @pytest.fixture
 def world_tmp() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="envwatchd-tort-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def as_user(pw: pwd.struct_passwd) -> list[str]:
-    return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+    with world_tmp_dir("envwatchd-tort-") as path:
+        yield path
 
 
 def test_watch_limit_reported_caught_up_and_recovered(
